@@ -1,0 +1,223 @@
+"""The embedded coordinator: a deterministic plan from the profile, re-made after every step.
+
+It needs no LLM. Each call to :meth:`RuleBasedCoordinator.plan` looks at the
+current profile (which changes as steps run: coercion reveals missing cells,
+de-duplication removes rows), the human's guidance and what has already
+happened, and returns the remaining steps in the order of the data-centric
+taxonomy: baseline score, schema, target rows, duplicates, leakage, anomalies,
+missingness, label quality, final score. A step that ran, failed or was
+skipped is never proposed again under the same key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.plan import Guidance, Observation, PlanStep
+
+Profile = dict[str, Any]
+ROBUST_Z = 5.0
+
+
+@dataclass
+class PlanningState:
+    profile: Profile
+    target: str
+    task: str
+    id_columns: list[str]
+    guidance: Guidance = field(default_factory=Guidance)
+    history: list[Observation] = field(default_factory=list)
+
+    def seen(self, key: str) -> bool:
+        return any(obs.key == key for obs in self.history)
+
+    def last(self, key: str) -> Observation | None:
+        return next((obs for obs in reversed(self.history) if obs.key == key), None)
+
+    def features(self) -> dict[str, dict[str, Any]]:
+        skip = {self.target, *self.id_columns}
+        return {c: info for c, info in self.profile["columns"].items() if c not in skip}
+
+
+class RuleBasedCoordinator:
+    """Plans from the profile with fixed, documented rules."""
+
+    name = "rule-based"
+
+    def plan(self, state: PlanningState) -> list[PlanStep]:
+        """The remaining steps, first one next."""
+        rules: list[Callable[[PlanningState], PlanStep | None]] = [
+            _baseline, _coerce, _drop_useless_columns, _drop_missing_target, _duplicates, _leakage,
+            _drop_leaky_columns, _outliers, _impute, _label_issues,
+        ]  # fmt: skip
+        steps = [step for rule in rules if (step := rule(state)) is not None]
+        steps += [*_requested(state), _final_score(state)]
+        return [s for s in steps if not state.seen(s.key)]
+
+
+def _baseline(state: PlanningState) -> PlanStep:
+    return PlanStep(key="evaluate:baseline", tool="evaluate", params={},
+                    rationale="Score a standard model on the data as it is, to compare every change against.",
+                    expected="No change to the data; a baseline score.")  # fmt: skip
+
+
+def _coerce(state: PlanningState) -> PlanStep | None:
+    notes = []
+    for col, info in state.profile["columns"].items():
+        if col in state.id_columns:
+            continue
+        if info.get("numeric_as_text"):
+            notes.append(f"`{col}` holds numbers stored as text")
+        if info.get("sentinel_count"):
+            codes = ", ".join(repr(s) for s in info.get("sentinels", [])[:3])
+            notes.append(f"`{col}` has {info['sentinel_count']} missing-value code(s) {codes}")
+        if info.get("unit"):
+            notes.append(f"`{col}` has the unit {info['unit']!r} inside its cells")
+    if not notes:
+        return None
+    return PlanStep(key="coerce_types", tool="coerce_types", params={},
+                    rationale=_sentence(notes) + "; cast them so models read them as numbers and codes as missing.",
+                    expected="Text columns become numeric; codes become missing cells.")  # fmt: skip
+
+
+def _drop_useless_columns(state: PlanningState) -> PlanStep | None:
+    keep = set(state.guidance.keep_columns)
+    useless = {
+        col: ("has a single value" if info["type"] == "constant" else f"is {info['missing_pct']:.0f}% missing")
+        for col, info in state.features().items()
+        if col not in keep and (info["type"] == "constant" or info["missing_pct"] >= 95)
+    }
+    if not useless:
+        return None
+    reasons = [f"`{c}` {why}" for c, why in useless.items()]
+    return PlanStep(key="drop_columns:useless", tool="drop_columns", params={"columns": list(useless)},
+                    rationale=_sentence(reasons) + ", so it carries no information for a model.",
+                    expected=f"{len(useless)} column(s) fewer.")  # fmt: skip
+
+
+def _drop_missing_target(state: PlanningState) -> PlanStep | None:
+    target = state.profile.get("target") or {}
+    missing = int(target.get("missing", 0))
+    if not missing:
+        return None
+    return PlanStep(key="drop_rows:missing_target", tool="drop_rows", params={"missing_target": True},
+                    rationale=f"{missing} row(s) have no value for the target `{state.target}`; "
+                              "a model cannot learn from them and an ML-ready table cannot keep them.",
+                    expected=f"{missing} row(s) fewer.")  # fmt: skip
+
+
+def _duplicates(state: PlanningState) -> PlanStep | None:
+    n = int(state.profile.get("duplicate_rows", 0))
+    if not n:
+        return None
+    action = "drop" if state.guidance.allow_row_drops else "flag"
+    return PlanStep(key="duplicates", tool="duplicates", params={"mode": "exact", "action": action},
+                    rationale=f"{n} row(s) repeat another row exactly (identifiers aside); duplicates "
+                              "over-weight those records and leak between cross-validation folds.",
+                    expected=f"{n} row(s) fewer." if action == "drop" else "Duplicates listed.")  # fmt: skip
+
+
+def _leakage(state: PlanningState) -> PlanStep:
+    return PlanStep(key="leakage", tool="leakage", params={},
+                    rationale="Check whether any single feature predicts the target almost perfectly, "
+                              "which usually means it was recorded after the outcome.",
+                    expected="No change to the data; a list of suspects.")  # fmt: skip
+
+
+def _drop_leaky_columns(state: PlanningState) -> PlanStep | None:
+    found = state.last("leakage")
+    if found is None or found.status != "done":
+        return None
+    keep = set(state.guidance.keep_columns)
+    suspects = [s for s in found.findings.get("suspects", []) if s["column"] not in keep]
+    suspects = [s for s in suspects if s["column"] in state.profile["columns"]]
+    if not suspects:
+        return None
+    reasons = [f"`{s['column']}` alone scores {s['metric']} {s['score']:.3f}" for s in suspects]
+    return PlanStep(key="drop_columns:leakage", tool="drop_columns",
+                    params={"columns": [s["column"] for s in suspects]},
+                    rationale=_sentence(reasons) + "; drop it unless it is known before the outcome.",
+                    expected=f"{len(suspects)} column(s) fewer.")  # fmt: skip
+
+
+def _outliers(state: PlanningState) -> PlanStep | None:
+    extreme = [f"`{col}` reaches {value:g} (robust z {z:.0f})" for col, value, z in _extremes(state)]
+    ranges = {c: r for c, r in state.guidance.ranges.items() if c in state.profile["columns"]}
+    if not extreme and not ranges:
+        return None
+    notes = extreme[:3] + [f"`{c}` must lie in {_bound(lo)}..{_bound(hi)}" for c, (lo, hi) in ranges.items()]
+    params: dict[str, Any] = {"method": "robust_z", "threshold": ROBUST_Z, "action": "set_missing"}
+    if ranges:
+        params["ranges"] = {c: list(r) for c, r in ranges.items()}
+    return PlanStep(key="outliers", tool="outliers", params=params,
+                    rationale=_sentence(notes) + "; such values are usually unit slips or typos, so set them "
+                              "missing and let imputation fill them.",
+                    expected="Impossible cells become missing.")  # fmt: skip
+
+
+def _extremes(state: PlanningState) -> list[tuple[str, float, float]]:
+    found = []
+    for col, info in state.features().items():
+        stats = info.get("stats")
+        if info["type"] != "numeric" or not stats or stats.get("q3") is None:
+            continue
+        scale = (stats["q3"] - stats["q1"]) / 1.349
+        if scale <= 0:
+            continue
+        for value in (stats["min"], stats["max"]):
+            z = abs(value - stats["median"]) / scale
+            if z > ROBUST_Z * 2:
+                found.append((col, value, z))
+    return sorted(found, key=lambda t: -t[2])
+
+
+def _impute(state: PlanningState) -> PlanStep | None:
+    gaps = {c: info["missing"] for c, info in state.features().items()
+            if info["missing"] and info["type"] not in {"text", "identifier", "constant"}}  # fmt: skip
+    if not gaps:
+        return None
+    worst = sorted(gaps.items(), key=lambda kv: -kv[1])[:3]
+    n_rows = max(int(state.profile["n_rows"]), 1)
+    notes = [f"`{c}` is {100 * n / n_rows:.0f}% missing" for c, n in worst]
+    return PlanStep(key="impute", tool="impute", params={"method": "auto"},
+                    rationale=_sentence(notes) + f" ({sum(gaps.values())} cells in {len(gaps)} column(s)); fill "
+                              "them from the other columns where they are correlated, else with the median or mode.",
+                    expected="No missing feature cells.")  # fmt: skip
+
+
+def _label_issues(state: PlanningState) -> PlanStep | None:
+    if state.task != "classification":
+        return None
+    params: dict[str, Any] = {"action": "relabel"}
+    return PlanStep(key="label_issues", tool="label_issues", params=params,
+                    rationale="Find labels that cross-validated models confidently disagree with (cleanlab's "
+                              "confident learning) and relabel the clearest ones.",
+                    expected="A few labels corrected; each listed with its evidence.")  # fmt: skip
+
+
+def _requested(state: PlanningState) -> list[PlanStep]:
+    return [
+        PlanStep(key=f"requested:{i}:{req.tool}", tool=req.tool, params=req.params,
+                 rationale=f"You asked for `{req.tool}`.", expected="As the tool describes.")
+        for i, req in enumerate(state.guidance.requested)
+    ]  # fmt: skip
+
+
+def _final_score(state: PlanningState) -> PlanStep:
+    baseline = state.last("evaluate:baseline")
+    score = baseline.metrics.get("score") if baseline else None
+    then = f" (it was {score:.3f})" if score is not None else ""
+    return PlanStep(key="evaluate:final", tool="evaluate", params={},
+                    rationale=f"Score the cleaned data the same way as the baseline{then}.",
+                    expected="No change to the data; the score after cleaning.")  # fmt: skip
+
+
+def _bound(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def _sentence(parts: list[str]) -> str:
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:]

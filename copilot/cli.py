@@ -1,0 +1,189 @@
+"""The command line: a thin layer over the same jobs the service runs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agents.plan import Guidance, PlanStep, RequestedStep
+from agents.worker import ToolCallError, validate_call
+from copilot.cleaning import CleaningOutcome, Decision, approve_all
+from copilot.errors import CopilotError
+from copilot.jobs import CleanPaths, apply_file, clean_file, first_plan
+from copilot.settings import get_settings
+from tools.registry import default_registry
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="A human-guided, data-centric co-pilot.")
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+_RULE = re.compile(r"^\s*([^=]+?)\s*=\s*(-?[\d.eE+]*)\s*\.\.\s*(-?[\d.eE+]*)\s*$")
+
+
+def main() -> None:
+    try:
+        app()
+    except CopilotError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from None
+
+
+def parse_rule(text: str) -> tuple[str, tuple[float | None, float | None]]:
+    """``age=0..120`` → ``("age", (0.0, 120.0))``; either bound may be left out."""
+    match = _RULE.match(text)
+    if not match:
+        raise typer.BadParameter(f"{text!r}: write a rule as COLUMN=MIN..MAX, e.g. age=0..120 or dose=0..")
+    col, lo, hi = match.groups()
+    try:
+        return col, (float(lo) if lo else None, float(hi) if hi else None)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: the bounds must be numbers, e.g. age=0..120") from None
+
+
+def parse_step(text: str) -> RequestedStep:
+    """``winsorize`` or ``winsorize:{"upper": 0.99}`` → a requested, validated step."""
+    name, _, raw = text.partition(":")
+    try:
+        params = json.loads(raw) if raw.strip() else {}
+        call = validate_call(default_registry(), name.strip(), params)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"{text!r}: the parameters after ':' must be a JSON object ({exc})") from None
+    except ToolCallError as exc:
+        raise typer.BadParameter(f"{text!r}: {exc}") from None
+    return RequestedStep(tool=call.tool, params=call.params)
+
+
+@app.command()
+def clean(
+    input: Annotated[Path, typer.Argument(help="The table: .csv, .tsv, .parquet, .xlsx or .jsonl.")],
+    target: Annotated[str, typer.Option("--target", "-t", help="The column to predict.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the cleaned table.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve every step without asking.")] = False,
+    plan_only: Annotated[bool, typer.Option("--plan-only", help="Show the first plan and stop.")] = False,
+    report: Annotated[Path | None, typer.Option(help="Write a JSON report of every step here.")] = None,
+    id_column: Annotated[list[str], typer.Option("--id", help="An identifier column (repeatable).")] = [],  # noqa: B006
+    rule: Annotated[list[str], typer.Option(help="A domain rule COLUMN=MIN..MAX (repeatable).")] = [],  # noqa: B006
+    keep: Annotated[list[str], typer.Option(help="A column never to drop (repeatable).")] = [],  # noqa: B006
+    no_row_drops: Annotated[bool, typer.Option(help="Never drop rows (except rows with no target).")] = False,
+    step: Annotated[list[str], typer.Option(help="Also run this tool, e.g. a plugin: NAME or NAME:JSON.")] = [],  # noqa: B006
+) -> None:
+    """Profile, plan and clean INPUT for TARGET, asking before each change unless --yes."""
+    guidance = Guidance(ranges=dict(parse_rule(r) for r in rule), keep_columns=keep,
+                        allow_row_drops=not no_row_drops, requested=[parse_step(s) for s in step])  # fmt: skip
+    settings = get_settings()
+    if plan_only:
+        _print_plan(first_plan(input, target, settings, id_column, guidance))
+        return
+    approver = approve_all if yes else _ask_terminal
+    outcome, paths = clean_file(input, target, output, settings, id_columns=id_column, guidance=guidance,
+                                approver=approver, on_event=_print_event, report=report)  # fmt: skip
+    _print_summary(outcome, paths)
+
+
+def _print_plan(steps: list[PlanStep]) -> None:
+    table = Table(title="Plan", show_lines=False)
+    for col in ("#", "tool", "why"):
+        table.add_column(col, overflow="fold")
+    for i, step in enumerate(steps, start=1):
+        table.add_row(str(i), step.tool, step.rationale)
+    console.print(table)
+
+
+def _print_event(kind: str, data: dict[str, Any]) -> None:
+    if kind == "step_started":
+        console.print(f"[bold]▶ {data['step']['tool']}[/bold] — {data['step']['rationale']}")
+    elif kind == "progress" and data.get("message"):
+        console.print(f"   [dim]{100 * data['fraction']:.0f}% {data['message']}[/dim]")
+    elif kind == "step_finished":
+        console.print(f"   [green]✓[/green] {data['result']['summary']}")
+    elif kind == "step_failed":
+        console.print(f"   [red]✗ {data['step']['tool']} failed:[/red] {data['error']}")
+    elif kind == "step_skipped":
+        console.print(f"   [yellow]– skipped {data['step']['tool']}[/yellow]")
+
+
+def _ask_terminal(step: PlanStep) -> Decision:
+    console.print(f"\n[bold]{step.tool}[/bold] wants to change the data: {step.rationale}")
+    console.print(f"   parameters: {json.dumps(step.params)}")
+    while True:
+        answer = typer.prompt("approve / skip / edit / quit [a/s/e/q]", default="a").strip().lower()[:1]
+        if answer in {"a", "s", "q"}:
+            return Decision({"a": "approve", "s": "skip", "q": "stop"}[answer])
+        if answer == "e":
+            edited = _edit_params(step)
+            if edited is not None:
+                return Decision("approve", edited)
+
+
+def _edit_params(step: PlanStep) -> dict[str, Any] | None:
+    raw = typer.prompt("parameters as JSON", default=json.dumps(step.params))
+    try:
+        params = json.loads(raw)
+        return validate_call(default_registry(), step.tool, params).params
+    except json.JSONDecodeError as exc:
+        console.print(f"[red]not JSON:[/red] {exc}")
+    except ToolCallError as exc:
+        console.print(f"[red]{exc}[/red]")
+    return None
+
+
+def _print_summary(outcome: CleaningOutcome, paths: CleanPaths) -> None:
+    before, after = outcome.score("evaluate:baseline"), outcome.score("evaluate:final")
+    first, final = outcome.first_version, outcome.final_version
+    console.print(f"\nrows {first.n_rows} → {final.n_rows}, columns {first.n_columns} → {final.n_columns}")
+    if before is not None and after is not None:
+        console.print(f"downstream score {before:.4f} → {after:.4f} ({after - before:+.4f})")
+    for warning in outcome.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    console.print(f"wrote {paths.output}, {paths.pipeline}, {paths.script}" +
+                  (f", {paths.report}" if paths.report else ""))  # fmt: skip
+
+
+@app.command()
+def apply(
+    pipeline: Annotated[Path, typer.Argument(help="A .pipeline.json written by `copilot clean`.")],
+    input: Annotated[Path, typer.Argument(help="New data with the same columns (e.g. a test set).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the transformed table.")],
+) -> None:
+    """Apply the column-level steps of a pipeline to new data (row-level, train-only steps are skipped)."""
+    rows = apply_file(pipeline, input, output, get_settings())
+    console.print(f"wrote {rows} rows to {output}")
+
+
+@app.command()
+def tools(as_json: Annotated[bool, typer.Option("--json", help="Print the registry as JSON.")] = False) -> None:
+    """List the registered tools (built-ins and plugins) with their parameters."""
+    registry = default_registry()
+    described = [cls.describe() for cls in registry.tools.values()]
+    if as_json:
+        console.print_json(json.dumps({"tools": described, "plugin_errors": [e.__dict__ for e in registry.errors]}))
+        return
+    table = Table(title="Tools")
+    for col in ("name", "category", "changes data", "parameters", "source"):
+        table.add_column(col, overflow="fold")
+    for info in described:
+        params = ", ".join(info["params_schema"].get("properties", {}))
+        table.add_row(info["name"], info["category"], "yes" if info["mutates"] else "no", params,
+                      registry.plugins.get(info["name"], "built-in"))  # fmt: skip
+    console.print(table)
+    for error in registry.errors:
+        console.print(f"[yellow]plugin skipped:[/yellow] {error.entry_point} ({error.source}): {error.message}")
+
+
+@app.command()
+def demo(
+    output: Annotated[Path | None, typer.Option(help="Folder for the demo's files.")] = None,
+) -> None:
+    """Clean scikit-learn's breast-cancer table after injecting known faults, and show the effect."""
+    from copilot.demo import run_demo
+
+    run_demo(output, get_settings(), console, _print_event)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Domain errors: a person caused them and can fix them, so they carry a plain message.
+
+Only the outer layers (CLI, API) turn them into exit codes or HTTP statuses.
+"""
+
+from __future__ import annotations
+
+
+class CopilotError(Exception):
+    """An error a user can act on; ``str(err)`` is the whole message."""
+
+
+class InputFileError(CopilotError):
+    """The input file cannot be read as a table (names the file, says what to do)."""
+
+
+class TableError(CopilotError):
+    """The table was read but cannot be cleaned as asked (target, rows, columns)."""
+
+
+class PipelineError(CopilotError):
+    """A pipeline spec that cannot be read or applied to the given data."""
+
+
+class StepFailed(CopilotError):
+    """A tool call failed in the sandbox; the input version is untouched."""

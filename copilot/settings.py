@@ -1,0 +1,34 @@
+"""All configuration, from ``COPILOT_*`` environment variables (or a ``.env`` file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "datacopilot"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COPILOT_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir, description="Where versions and the store live.")
+    max_file_mb: float = Field(500.0, gt=0, description="Largest input file accepted, in MiB.")
+    max_rows: int = Field(5_000_000, gt=0, description="Most rows in one table.")
+    max_columns: int = Field(2_000, gt=0, description="Most columns in one table.")
+    min_rows: int = Field(10, ge=2, description="Fewest rows a table needs to be cleaned.")
+    tool_memory_mb: int = Field(
+        4096, ge=256, description="Address-space limit (RLIMIT_AS, virtual memory) of one tool run, in MiB."
+    )
+    tool_cpu_seconds: int = Field(600, ge=1, description="CPU-time limit (RLIMIT_CPU) of one tool run.")
+    tool_wall_seconds: float = Field(900.0, gt=0, description="Wall-clock limit of one tool run.")
+    seed: int = Field(0, description="Seed handed to every tool; runs are reproducible.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,84 @@
+"""The rule-based coordinator plans from the profile, honours guidance and re-plans."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.plan import Guidance, Observation, RequestedStep
+from agents.rule_based import PlanningState, RuleBasedCoordinator
+
+
+def _col(kind: str, missing: int = 0, **extra: Any) -> dict[str, Any]:
+    return {"type": kind, "missing": missing, "missing_pct": missing, "sentinels": [], "sentinel_count": 0,
+            "numeric_as_text": False, "unit": None, **extra}  # fmt: skip
+
+
+def _profile(**columns: dict[str, Any]) -> dict[str, Any]:
+    return {"n_rows": 100, "n_columns": len(columns), "columns": columns, "duplicate_rows": 0,
+            "target": {"column": "y", "task": "classification", "missing": 0}, "suggested_id_columns": []}  # fmt: skip
+
+
+NUMERIC = {"min": 1.0, "q1": 40.0, "median": 50.0, "q3": 60.0, "max": 70.0, "mean": 50.0, "std": 10.0}
+DIRTY = _profile(
+    id=_col("identifier"),
+    age=_col("numeric", 5, numeric_as_text=True, sentinels=["?"], sentinel_count=5, stats=NUMERIC),
+    weight=_col("numeric", 10, stats={**NUMERIC, "max": 75000.0}),
+    site=_col("constant"),
+    y=_col("categorical"),
+)
+
+
+def _keys(state: PlanningState) -> list[str]:
+    return [s.key for s in RuleBasedCoordinator().plan(state)]
+
+
+def test_plan_covers_the_faults_in_order_with_reasons() -> None:
+    state = PlanningState({**DIRTY, "duplicate_rows": 3}, "y", "classification", ["id"])
+    plan = RuleBasedCoordinator().plan(state)
+    assert [s.key for s in plan] == [
+        "evaluate:baseline", "coerce_types", "drop_columns:useless", "duplicates", "leakage", "outliers",
+        "impute", "label_issues", "evaluate:final",
+    ]  # fmt: skip
+    why = {s.key: s.rationale for s in plan}
+    assert "`age` holds numbers stored as text" in why["coerce_types"] and "'?'" in why["coerce_types"]
+    assert "`site` has a single value" in why["drop_columns:useless"]
+    assert "3 row(s) repeat" in why["duplicates"]
+    assert "`weight` reaches 75000" in why["outliers"]
+    assert "`weight` is 10% missing" in why["impute"]
+    assert next(s for s in plan if s.key == "drop_columns:useless").params == {"columns": ["site"]}
+
+
+def test_clean_table_gets_only_diagnostics() -> None:
+    clean = _profile(a=_col("numeric", stats=NUMERIC), y=_col("categorical"))
+    keys = _keys(PlanningState(clean, "y", "regression", []))
+    assert keys == ["evaluate:baseline", "leakage", "evaluate:final"]
+
+
+def test_replans_from_history_and_new_profile() -> None:
+    history = [Observation(key=k, tool=k.split(":")[0], status="done") for k in ("evaluate:baseline", "coerce_types")]
+    leak = Observation(key="leakage", tool="leakage", status="done",
+                       findings={"suspects": [{"column": "weight", "score": 0.99, "metric": "roc_auc"}]})
+    keys = _keys(PlanningState(DIRTY, "y", "classification", ["id"], history=[*history, leak]))
+    assert keys[:2] == ["drop_columns:useless", "drop_columns:leakage"]
+    assert "coerce_types" not in keys and "leakage" not in keys
+    failed = Observation(key="impute", tool="impute", status="failed")
+    assert "impute" not in _keys(PlanningState(DIRTY, "y", "classification", ["id"], history=[failed]))
+
+
+def test_guidance_is_honoured() -> None:
+    guidance = Guidance(ranges={"age": (0, 120)}, keep_columns=["site"], allow_row_drops=False,
+                        requested=[RequestedStep(tool="winsorize", params={"upper": 0.95})])  # fmt: skip
+    state = PlanningState({**DIRTY, "duplicate_rows": 2}, "y", "classification", ["id"], guidance)
+    plan = {s.key: s for s in RuleBasedCoordinator().plan(state)}
+    assert "drop_columns:useless" not in plan  # `site` is kept
+    assert plan["duplicates"].params["action"] == "flag"
+    assert plan["outliers"].params["ranges"] == {"age": [0, 120]}
+    assert "`age` must lie in 0..120" in plan["outliers"].rationale
+    assert list(plan)[-2:] == ["requested:0:winsorize", "evaluate:final"]
+
+
+def test_missing_target_rows_are_dropped_for_ml_readiness() -> None:
+    profile = {**DIRTY, "target": {"column": "y", "missing": 4}}
+    plan = {s.key: s for s in RuleBasedCoordinator().plan(PlanningState(profile, "y", "classification", []))}
+    assert plan["drop_rows:missing_target"].params == {"missing_target": True}
+    assert "4 row(s) have no value for the target" in plan["drop_rows:missing_target"].rationale

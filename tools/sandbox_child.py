@@ -1,0 +1,175 @@
+"""The code that runs inside a sandbox child, before and around the tool.
+
+Order matters: limits and network isolation are in force before any tool or
+plugin code is imported or run.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import math
+import os
+import resource
+import sys
+import traceback
+from dataclasses import asdict
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+INPUT, OUTPUT, CALL, RESULT = "input.parquet", "output.parquet", "call.json", "result.json"
+_CLONE_NEWNET = 0x40000000
+_BLOCKED_EVENTS = frozenset(
+    {"socket.__new__", "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
+     "os.forkpty", "pty.spawn"}
+)  # fmt: skip
+
+
+class SandboxViolation(PermissionError):
+    """A tool tried something the sandbox forbids (network, processes)."""
+
+
+def main(workdir: str, limits: dict[str, Any], progress: Connection) -> None:
+    """Entry point of the child: confine, run the call in ``workdir``, write the result."""
+    os.chdir(workdir)
+    os.environ.update({"TMPDIR": workdir, "HOME": workdir, "OMP_NUM_THREADS": "1"})
+    _apply_limits(limits)
+    _cut_network()
+    _write(RESULT, _run_call(Path(workdir), limits, progress))
+    progress.close()
+
+
+def _apply_limits(limits: dict[str, Any]) -> None:
+    memory = int(limits["memory_mb"]) * 1024 * 1024
+    cpu = int(limits["cpu_seconds"])
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _unshare_network() -> bool:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.unshare(_CLONE_NEWNET) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _cut_network() -> str:
+    """Kernel isolation where allowed, and a Python audit hook in every case."""
+    mode = "netns" if _unshare_network() else "audit-hook"
+    sys.addaudithook(_refuse)
+    return mode
+
+
+def _refuse(event: str, args: tuple[Any, ...]) -> None:
+    if event in _BLOCKED_EVENTS:
+        raise SandboxViolation(f"the sandbox does not allow {event} (no network, no new processes)")
+
+
+def probe_isolation() -> str:
+    """Report the isolation a child would get, by trying it in a throw-away fork."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if _unshare_network() else 1)
+    _, status = os.waitpid(pid, 0)
+    return "netns" if os.waitstatus_to_exitcode(status) == 0 else "audit-hook"
+
+
+def _run_call(workdir: Path, limits: dict[str, Any], progress: Connection) -> dict[str, Any]:
+    try:
+        return _execute(workdir, progress)
+    except MemoryError:
+        return _error("memory", f"the tool ran out of memory (limit {limits['memory_mb']} MiB of address space)")
+    except SandboxViolation as exc:
+        return _error("tool", f"the tool broke a sandbox rule: {exc}")
+    except _CallError as exc:
+        return _error(exc.kind, str(exc))
+    except ValueError as exc:
+        return _error("user", str(exc))
+    except Exception as exc:
+        detail = traceback.format_exc(limit=-3)
+        return _error("tool", f"the tool failed with {type(exc).__name__}: {exc}", detail)
+
+
+class _CallError(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _execute(workdir: Path, progress: Connection) -> dict[str, Any]:
+    import pandas as pd
+    from pydantic import ValidationError
+
+    from tools.base import ToolContext, ToolResult
+    from tools.registry import UnknownToolError, build_registry, load_object
+
+    call = json.loads((workdir / CALL).read_text(encoding="utf-8"))
+    registry = build_registry()
+    for spec in call.get("extra_tools", []):
+        registry.add(load_object(spec), "extra", spec)
+    try:
+        tool_cls = registry.get(call["tool"])
+    except UnknownToolError as exc:
+        raise _CallError("params", str(exc)) from None
+    try:
+        params = tool_cls.parse_params(call["params"])
+    except ValidationError as exc:
+        raise _CallError("params", f"invalid parameters for {tool_cls.name}: {_explain(exc)}") from None
+    table = pd.read_parquet(workdir / INPUT)
+    ctx = ToolContext(**call["ctx"], progress=lambda f, m="": progress.send((f, m)))
+    result = tool_cls().run(table, params, ctx)
+    if not isinstance(result, ToolResult):
+        raise _CallError("tool", f"{tool_cls.name} returned {type(result).__name__}, not a ToolResult")
+    _check_table(tool_cls.name, tool_cls.mutates, result, ctx)
+    if result.table is not None:
+        result.table.to_parquet(OUTPUT)
+    return {"ok": True, "result": _result_json(result)}
+
+
+def _check_table(name: str, mutates: bool, result: Any, ctx: Any) -> None:
+    if mutates and result.table is None:
+        raise _CallError("tool", f"{name} changes data but returned no table")
+    if not mutates and result.table is not None:
+        raise _CallError("tool", f"{name} is read-only but returned a table")
+    if result.table is not None:
+        lost = [c for c in [ctx.target, *ctx.id_columns] if c and c not in result.table.columns]
+        if lost:
+            raise _CallError("tool", f"{name} removed protected column(s) {lost} (target and identifiers stay)")
+
+
+def _explain(exc: Any) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
+
+
+def _result_json(result: Any) -> dict[str, Any]:
+    return {
+        "summary": result.summary,
+        "findings": _clean(result.findings),
+        "metrics": {k: float(v) for k, v in result.metrics.items()},
+        "charts": [asdict(c) for c in result.charts],
+        "fitted": _clean(result.fitted),
+    }
+
+
+def _clean(value: Any) -> Any:
+    """Make tool output strict JSON: numpy scalars to Python, NaN/inf to null."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _error(kind: str, message: str, detail: str = "") -> dict[str, Any]:
+    return {"ok": False, "kind": kind, "message": message, "detail": detail}
+
+
+def _write(name: str, payload: dict[str, Any]) -> None:
+    Path(name).write_text(json.dumps(payload, default=str), encoding="utf-8")
