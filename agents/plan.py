@@ -14,7 +14,9 @@ StepStatus = Literal[
 class PlanStep(BaseModel):
     """One step: a registered tool, its parameters, and why."""
 
-    key: str = Field(description="What the step is for, e.g. 'evaluate:baseline'; a plan never repeats a key.")
+    key: str = Field(
+        description="What the step is for, e.g. 'evaluate:baseline'; a plan never repeats a key."
+    )
     tool: str
     params: dict[str, Any] = Field(default_factory=dict)
     rationale: str
@@ -39,7 +41,8 @@ class Guidance(BaseModel):
     keep_columns: list[str] = Field(default_factory=list, description="Columns never to drop.")
     allow_row_drops: bool = Field(True, description="False: never drop rows (relabel or impute instead).")
     requested: list[RequestedStep] = Field(
-        default_factory=list, description="Extra tools to run, after the planned cleaning and before the final score."
+        default_factory=list,
+        description="Extra tools to run, after the planned cleaning and before the final score.",
     )
 
 

@@ -10,6 +10,8 @@ from pydantic import ValidationError
 from agents.plan import PlanStep
 from tools.registry import Registry, UnknownToolError
 
+_COLUMN_MAPS = frozenset({"columns", "ranges"})
+
 
 class ToolCallError(ValueError):
     """A step names an unknown tool or parameters that fail the tool's schema."""
@@ -21,8 +23,11 @@ class ToolCall:
     params: dict[str, Any]
 
 
-def validate_call(registry: Registry, tool: str, params: dict[str, Any]) -> ToolCall:
-    """Check ``params`` against the tool's schema; the error names the field."""
+def validate_call(
+    registry: Registry, tool: str, params: dict[str, Any], columns: list[str] | None = None
+) -> ToolCall:
+    """Check ``params`` against the tool's schema, and column names against ``columns``;
+    the error names the field or the column."""
     try:
         tool_cls = registry.get(tool)
     except UnknownToolError as exc:
@@ -32,7 +37,29 @@ def validate_call(registry: Registry, tool: str, params: dict[str, Any]) -> Tool
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
         raise ToolCallError(f"invalid parameters for {tool}: {problems}") from None
-    return ToolCall(tool, parsed.model_dump(mode="json"))
+    call = ToolCall(tool, parsed.model_dump(mode="json"))
+    if columns is not None:
+        unknown = sorted(set(referenced_columns(call.params)) - set(columns))
+        if unknown:
+            raise ToolCallError(
+                f"{tool} names column(s) {unknown} that the table does not have; it has {columns}"
+            )
+    return call
+
+
+def referenced_columns(params: Any, key: str = "") -> list[str]:
+    """Column names inside tool parameters, by the conventions the tools share: a ``column``
+    field, a ``columns`` list, and the keys of ``columns`` or ``ranges`` mappings."""
+    if isinstance(params, dict):
+        if key in _COLUMN_MAPS:
+            return [str(k) for k in params]
+        found = [v for k, v in params.items() if k == "column" and isinstance(v, str)]
+        return found + [c for k, v in params.items() if k != "column" for c in referenced_columns(v, k)]
+    if isinstance(params, list):
+        if key == "columns":
+            return [v for v in params if isinstance(v, str)]
+        return [c for item in params for c in referenced_columns(item, key)]
+    return []
 
 
 class RuleBasedWorker:
@@ -40,5 +67,5 @@ class RuleBasedWorker:
 
     name = "rule-based"
 
-    def prepare(self, step: PlanStep, registry: Registry) -> ToolCall:
-        return validate_call(registry, step.tool, step.params)
+    def prepare(self, step: PlanStep, registry: Registry, columns: list[str]) -> ToolCall:
+        return validate_call(registry, step.tool, step.params, columns)

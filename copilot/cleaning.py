@@ -35,10 +35,10 @@ class Decision:
     params: dict[str, Any] | None = None  # edited parameters, when the human changed them
 
 
-Approver = Callable[[PlanStep], Decision]
+Approver = Callable[[PlanStep, list[str]], Decision]  # the step, and the table's current columns
 
 
-def approve_all(step: PlanStep) -> Decision:
+def approve_all(step: PlanStep, columns: list[str]) -> Decision:
     return Decision("approve")
 
 
@@ -128,13 +128,18 @@ class CleaningRun:
         return self._outcome(first, version, table, ids, records)
 
     def _step(
-        self, step: PlanStep, version: Version, profile: dict[str, Any], ids: list[str], worker: RuleBasedWorker
+        self,
+        step: PlanStep,
+        version: Version,
+        profile: dict[str, Any],
+        ids: list[str],
+        worker: RuleBasedWorker,
     ) -> StepRecord:
         record = StepRecord(step)
         if self.registry.get(step.tool).mutates:
             step.status = "awaiting_approval"
             self.on_event("awaiting_approval", {"step": step.model_dump()})
-            decision = self.approver(step)
+            decision = self.approver(step, list(profile["columns"]))
             if decision.action != "approve":
                 step.status = "skipped" if decision.action == "skip" else "rejected"
                 record.stop = decision.action == "stop"
@@ -143,14 +148,21 @@ class CleaningRun:
             if decision.params is not None:
                 step.params = decision.params
         try:
-            record.call = worker.prepare(step, self.registry)
+            record.call = worker.prepare(step, self.registry, list(profile["columns"]))
         except ToolCallError as exc:
             return self._failed(record, str(exc))
         step.status = "running"
         self.on_event("step_started", {"step": step.model_dump()})
-        ctx = CallContext(self.target, ids, {c: i["type"] for c, i in profile["columns"].items()}, self.task, self.seed)
-        outcome = self.sandbox.run(step.tool, self.versions.path(version.id), record.call.params, ctx,
-                                   on_progress=lambda f, m: self.on_event("progress", {"fraction": f, "message": m}))
+        ctx = CallContext(
+            self.target, ids, {c: i["type"] for c, i in profile["columns"].items()}, self.task, self.seed
+        )
+        outcome = self.sandbox.run(
+            step.tool,
+            self.versions.path(version.id),
+            record.call.params,
+            ctx,
+            on_progress=lambda f, m: self.on_event("progress", {"fraction": f, "message": m}),
+        )
         record.duration_s = outcome.duration_s
         if not outcome.ok:
             return self._failed(record, outcome.error or "the step failed")
@@ -163,12 +175,19 @@ class CleaningRun:
             if self.registry.get(record.step.tool).train_only:
                 before = self.versions.load(parent.id)
                 record.row_changes = row_changes(before, pd.read_parquet(outcome.table_path))
-            made = self.versions.add_file(outcome.table_path, parent=parent.id, step=record.step.key,
-                                          tool=record.step.tool, params=record.call.params if record.call else None)
+            made = self.versions.add_file(
+                outcome.table_path,
+                parent=parent.id,
+                step=record.step.key,
+                tool=record.step.tool,
+                params=record.call.params if record.call else None,
+            )
             self.sandbox.discard(outcome)
             record.version = parent.id if made.blob == parent.blob else made.id
             if record.version != parent.id:
-                self.on_event("version_created", {"version": made.id, "rows": made.n_rows, "columns": made.n_columns})
+                self.on_event(
+                    "version_created", {"version": made.id, "rows": made.n_rows, "columns": made.n_columns}
+                )
         self.on_event("step_finished", {"step": record.step.model_dump(), "result": record.result})
         return record
 
@@ -184,8 +203,10 @@ class CleaningRun:
         warnings = []
         missing_target = int(table[self.target].isna().sum())
         if missing_target:
-            warnings.append(f"{missing_target} row(s) still have no value for `{self.target}`: the output is not "
-                            "ML-ready until they are dropped.")
+            warnings.append(
+                f"{missing_target} row(s) still have no value for `{self.target}`: the output is not "
+                "ML-ready until they are dropped."
+            )
         steps = [
             PipelineStep(tool=r.step.tool, params=r.call.params if r.call else r.step.params,
                          summary=r.result.get("summary", ""), train_only=self.registry.get(r.step.tool).train_only,
@@ -193,6 +214,11 @@ class CleaningRun:
             for r in records
             if r.step.status == "done" and self.registry.get(r.step.tool).mutates
         ]  # fmt: skip
-        spec = PipelineSpec(source=source_of(Path(self.loaded.path).name, self.loaded.source), target=self.target,
-                            id_columns=ids, steps=steps, columns=[str(c) for c in table.columns])
+        spec = PipelineSpec(
+            source=source_of(Path(self.loaded.path).name, self.loaded.source),
+            target=self.target,
+            id_columns=ids,
+            steps=steps,
+            columns=[str(c) for c in table.columns],
+        )
         return CleaningOutcome(self.task, ids, records, first, final, spec, warnings)

@@ -52,7 +52,9 @@ def parse_step(text: str) -> RequestedStep:
         params = json.loads(raw) if raw.strip() else {}
         call = validate_call(default_registry(), name.strip(), params)
     except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"{text!r}: the parameters after ':' must be a JSON object ({exc})") from None
+        raise typer.BadParameter(
+            f"{text!r}: the parameters after ':' must be a JSON object ({exc})"
+        ) from None
     except ToolCallError as exc:
         raise typer.BadParameter(f"{text!r}: {exc}") from None
     return RequestedStep(tool=call.tool, params=call.params)
@@ -70,7 +72,9 @@ def clean(
     rule: Annotated[list[str], typer.Option(help="A domain rule COLUMN=MIN..MAX (repeatable).")] = [],  # noqa: B006
     keep: Annotated[list[str], typer.Option(help="A column never to drop (repeatable).")] = [],  # noqa: B006
     no_row_drops: Annotated[bool, typer.Option(help="Never drop rows (except rows with no target).")] = False,
-    step: Annotated[list[str], typer.Option(help="Also run this tool, e.g. a plugin: NAME or NAME:JSON.")] = [],  # noqa: B006
+    step: Annotated[
+        list[str], typer.Option(help="Also run this tool, e.g. a plugin: NAME or NAME:JSON.")
+    ] = [],  # noqa: B006
 ) -> None:
     """Profile, plan and clean INPUT for TARGET, asking before each change unless --yes."""
     guidance = Guidance(ranges=dict(parse_rule(r) for r in rule), keep_columns=keep,
@@ -107,7 +111,7 @@ def _print_event(kind: str, data: dict[str, Any]) -> None:
         console.print(f"   [yellow]– skipped {data['step']['tool']}[/yellow]")
 
 
-def _ask_terminal(step: PlanStep) -> Decision:
+def _ask_terminal(step: PlanStep, columns: list[str]) -> Decision:
     console.print(f"\n[bold]{step.tool}[/bold] wants to change the data: {step.rationale}")
     console.print(f"   parameters: {json.dumps(step.params)}")
     while True:
@@ -115,16 +119,16 @@ def _ask_terminal(step: PlanStep) -> Decision:
         if answer in {"a", "s", "q"}:
             return Decision({"a": "approve", "s": "skip", "q": "stop"}[answer])
         if answer == "e":
-            edited = _edit_params(step)
+            edited = _edit_params(step, columns)
             if edited is not None:
                 return Decision("approve", edited)
 
 
-def _edit_params(step: PlanStep) -> dict[str, Any] | None:
+def _edit_params(step: PlanStep, columns: list[str]) -> dict[str, Any] | None:
     raw = typer.prompt("parameters as JSON", default=json.dumps(step.params))
     try:
         params = json.loads(raw)
-        return validate_call(default_registry(), step.tool, params).params
+        return validate_call(default_registry(), step.tool, params, columns).params
     except json.JSONDecodeError as exc:
         console.print(f"[red]not JSON:[/red] {exc}")
     except ToolCallError as exc:
@@ -156,12 +160,16 @@ def apply(
 
 
 @app.command()
-def tools(as_json: Annotated[bool, typer.Option("--json", help="Print the registry as JSON.")] = False) -> None:
+def tools(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the registry as JSON.")] = False,
+) -> None:
     """List the registered tools (built-ins and plugins) with their parameters."""
     registry = default_registry()
     described = [cls.describe() for cls in registry.tools.values()]
     if as_json:
-        console.print_json(json.dumps({"tools": described, "plugin_errors": [e.__dict__ for e in registry.errors]}))
+        console.print_json(
+            json.dumps({"tools": described, "plugin_errors": [e.__dict__ for e in registry.errors]})
+        )
         return
     table = Table(title="Tools")
     for col in ("name", "category", "changes data", "parameters", "source"):
@@ -172,7 +180,31 @@ def tools(as_json: Annotated[bool, typer.Option("--json", help="Print the regist
                       registry.plugins.get(info["name"], "built-in"))  # fmt: skip
     console.print(table)
     for error in registry.errors:
-        console.print(f"[yellow]plugin skipped:[/yellow] {error.entry_point} ({error.source}): {error.message}")
+        console.print(
+            f"[yellow]plugin skipped:[/yellow] {error.entry_point} ({error.source}): {error.message}"
+        )
+
+
+@app.command()
+def doctor() -> None:
+    """Show the settings in force, the sandbox's isolation and the plugins that failed to load."""
+    from tools.sandbox import isolation_mode
+
+    settings = get_settings()
+    console.print(f"data directory: {settings.data_dir}")
+    console.print(
+        f"sandbox limits: {settings.tool_memory_mb} MiB address space, {settings.tool_cpu_seconds} s CPU, "
+        f"{settings.tool_wall_seconds:g} s wall clock"
+    )
+    mode = isolation_mode()
+    detail = "kernel network namespace + audit hook" if mode == "netns" else "Python audit hook only"
+    console.print(f"network isolation: {mode} ({detail})")
+    registry = default_registry()
+    console.print(f"tools: {len(registry.tools)} ({len(registry.plugins)} from plugins)")
+    for error in registry.errors:
+        console.print(
+            f"[yellow]plugin skipped:[/yellow] {error.entry_point} ({error.source}): {error.message}"
+        )
 
 
 @app.command()

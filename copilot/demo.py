@@ -33,19 +33,25 @@ def demo_table(seed: int = 0) -> tuple[pd.DataFrame, FaultLog]:
     return dirty, log
 
 
-def run_demo(folder: Path | None, settings: Settings, console: Console, on_event: EventSink) -> CleaningOutcome:
+def run_demo(
+    folder: Path | None, settings: Settings, console: Console, on_event: EventSink
+) -> CleaningOutcome:
     folder = folder or settings.data_dir / "demo"
     folder.mkdir(parents=True, exist_ok=True)
     dirty, log = demo_table(settings.seed)
     source = folder / "breast_cancer_dirty.csv"
     dirty.to_csv(source, index=False)
-    console.print(f"[bold]Demo[/bold]: {source} ({len(dirty)} rows): {len(log.flipped_rows)} flipped labels, "
-                  f"{len(log.outlier_cells)} unit slips (×1000), {log.missing_cells} missing cells, "
-                  f"`{log.sentinel_column}` stored as text with '?' codes, {len(log.duplicate_rows)} duplicate rows.\n")
+    console.print(
+        f"[bold]Demo[/bold]: {source} ({len(dirty)} rows): {len(log.flipped_rows)} flipped labels, "
+        f"{len(log.outlier_cells)} unit slips (×1000), {log.missing_cells} missing cells, "
+        f"`{log.sentinel_column}` stored as text with '?' codes, {len(log.duplicate_rows)} duplicate rows.\n"
+    )
     outcome, paths = clean_file(source, TARGET, folder / "breast_cancer_clean.csv", settings, on_event=on_event,
                                 report=folder / "breast_cancer_report.json")  # fmt: skip
     _print_findings(outcome, log, console)
-    console.print(f"\nwrote {paths.output}\n      {paths.pipeline}\n      {paths.script}\n      {paths.report}")
+    console.print(
+        f"\nwrote {paths.output}\n      {paths.pipeline}\n      {paths.script}\n      {paths.report}"
+    )
     return outcome
 
 
@@ -56,8 +62,10 @@ def _print_findings(outcome: CleaningOutcome, log: FaultLog, console: Console) -
             changed = {row for row, col, _ in record.row_changes.cells if col == TARGET}
     flipped = set(log.flipped_rows)
     hits = len(changed & flipped)
-    console.print(f"\nlabels changed: {len(changed)}, of which planted flips: {hits} "
-                  f"(precision {hits / max(len(changed), 1):.0%}, recall {hits / max(len(flipped), 1):.0%})")
+    console.print(
+        f"\nlabels changed: {len(changed)}, of which planted flips: {hits} "
+        f"(precision {hits / max(len(changed), 1):.0%}, recall {hits / max(len(flipped), 1):.0%})"
+    )
     before, after = outcome.score("evaluate:baseline"), outcome.score("evaluate:final")
     if before is not None and after is not None:
         console.print(f"downstream AUROC (5-fold CV): {before:.4f} → {after:.4f}")

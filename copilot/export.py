@@ -18,8 +18,10 @@ OUTPUT_SUFFIXES = (".csv", ".tsv", ".parquet", ".xlsx", ".jsonl")
 def check_output_path(path: Path) -> None:
     """Fail before any work when the output cannot be written."""
     if path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise CopilotError(f"{path.name}: cannot write {path.suffix or 'a file without extension'}; "
-                           f"use one of {', '.join(OUTPUT_SUFFIXES)}.")
+        raise CopilotError(
+            f"{path.name}: cannot write {path.suffix or 'a file without extension'}; "
+            f"use one of {', '.join(OUTPUT_SUFFIXES)}."
+        )
     if not path.parent.is_dir():
         raise CopilotError(f"{path}: the folder {path.parent} does not exist.")
 

@@ -40,8 +40,8 @@ def inject_faults(
     log = FaultLog()
     features = [c for c in dirty.columns if c != target and pd.api.types.is_float_dtype(dirty[c])]
     n = len(dirty)
-    log.flipped_rows = _flip_labels(dirty, target, rng, int(round(label_flip * n)))
-    for row in rng.choice(n, int(round(outliers * n)), replace=False):
+    log.flipped_rows = _flip_labels(dirty, target, rng, round(label_flip * n))
+    for row in rng.choice(n, round(outliers * n), replace=False):
         col = str(rng.choice(features))
         dirty.loc[row, col] = dirty.loc[row, col] * 1000
         log.outlier_cells.append((int(row), col))
@@ -53,10 +53,22 @@ def inject_faults(
         as_text = dirty[sentinel_column].map(lambda v: "?" if pd.isna(v) else f"{v:g}")
         dirty[sentinel_column] = as_text.astype("str")
         log.sentinel_column = sentinel_column
-    extra = rng.choice(n, int(round(duplicates * n)), replace=False)
+    extra = rng.choice(n, round(duplicates * n), replace=False)
     dirty = pd.concat([dirty, dirty.iloc[extra]], ignore_index=True)
-    log.duplicate_rows = list(range(n, n + len(extra)))
-    return dirty, log
+    return _shuffle(dirty, log, n, rng)
+
+
+def _shuffle(
+    dirty: pd.DataFrame, log: FaultLog, n_original: int, rng: np.random.Generator
+) -> tuple[pd.DataFrame, FaultLog]:
+    """Spread the appended duplicates through the table, and move the log along."""
+    order = rng.permutation(len(dirty))
+    where = np.empty_like(order)
+    where[order] = np.arange(len(order))  # old position -> new position
+    log.flipped_rows = sorted(int(where[r]) for r in log.flipped_rows)
+    log.outlier_cells = [(int(where[r]), c) for r, c in log.outlier_cells]
+    log.duplicate_rows = sorted(int(where[r]) for r in range(n_original, len(dirty)))
+    return dirty.iloc[order].reset_index(drop=True), log
 
 
 def _flip_labels(table: pd.DataFrame, target: str, rng: np.random.Generator, count: int) -> list[int]:

@@ -8,7 +8,14 @@ from typing import Any
 
 from agents.plan import Guidance, PlanStep
 from agents.rule_based import PlanningState, RuleBasedCoordinator
-from copilot.cleaning import Approver, CleaningOutcome, CleaningRun, EventSink, approve_all, resolve_id_columns
+from copilot.cleaning import (
+    Approver,
+    CleaningOutcome,
+    CleaningRun,
+    EventSink,
+    approve_all,
+    resolve_id_columns,
+)
 from copilot.errors import CopilotError
 from copilot.export import check_output_path, pipeline_path_for, write_json, write_table
 from copilot.loading import load_table
@@ -31,7 +38,9 @@ class CleanPaths:
 
 
 def make_sandbox(settings: Settings, extra_tools: tuple[str, ...] = ()) -> Sandbox:
-    limits = Limits(settings.tool_memory_mb, settings.tool_cpu_seconds, settings.tool_wall_seconds)
+    limits = Limits(
+        settings.tool_memory_mb, settings.tool_cpu_seconds, settings.tool_wall_seconds, settings.tool_threads
+    )
     return Sandbox(limits, settings.data_dir / "sandbox", extra_tools=extra_tools)
 
 

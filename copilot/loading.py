@@ -142,8 +142,10 @@ def _read_csv(path: Path, head: bytes) -> tuple[pd.DataFrame, SourceFormat]:
     try:
         table = pd.read_csv(path, sep=sep, encoding=encoding, engine="c", low_memory=False)
     except pd.errors.ParserError as exc:
-        raise InputFileError(f"{name}: rows do not line up with the header ({_parser_detail(exc)}). "
-                             "Fix or remove the broken lines, or quote cells that contain the delimiter.") from None
+        raise InputFileError(
+            f"{name}: rows do not line up with the header ({_parser_detail(exc)}). "
+            "Fix or remove the broken lines, or quote cells that contain the delimiter."
+        ) from None
     except UnicodeDecodeError:
         table = pd.read_csv(path, sep=sep, encoding="latin-1", engine="c", low_memory=False)
         encoding = "latin-1"
@@ -156,11 +158,15 @@ def _check_header(name: str, text: str, sep: str) -> None:
     header = next(csv.reader(io.StringIO(text.splitlines()[0]), delimiter=sep))
     blank = [i + 1 for i, col in enumerate(header) if not col.strip()]
     if blank and len(header) > 1:
-        raise InputFileError(f"{name}: column {blank[0]} of the header has no name. Give every column a name.")
+        raise InputFileError(
+            f"{name}: column {blank[0]} of the header has no name. Give every column a name."
+        )
     seen = [col for col, n in Counter(c.strip() for c in header).items() if n > 1]
     if seen:
-        raise InputFileError(f"{name}: the header names {', '.join(map(repr, seen))} more than once. "
-                             "Give each column a unique name.")
+        raise InputFileError(
+            f"{name}: the header names {', '.join(map(repr, seen))} more than once. "
+            "Give each column a unique name."
+        )
 
 
 def _parser_detail(exc: Exception) -> str:
@@ -172,8 +178,9 @@ def _read_parquet(path: Path, head: bytes) -> tuple[pd.DataFrame, SourceFormat]:
     try:
         table = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises many types for a corrupt file
-        raise InputFileError(f"{path.name}: the Parquet file cannot be read ({exc}). "
-                             "Write it again or export it as CSV.") from None
+        raise InputFileError(
+            f"{path.name}: the Parquet file cannot be read ({exc}). Write it again or export it as CSV."
+        ) from None
     return table.reset_index(drop=True), SourceFormat("parquet")
 
 
@@ -181,8 +188,10 @@ def _read_excel(path: Path, head: bytes) -> tuple[pd.DataFrame, SourceFormat]:
     try:
         table = pd.read_excel(path, sheet_name=0, engine="openpyxl")
     except Exception as exc:  # openpyxl raises many types for a corrupt workbook
-        raise InputFileError(f"{path.name}: the Excel workbook cannot be read ({exc}). "
-                             "Save it again as .xlsx or export the sheet as CSV.") from None
+        raise InputFileError(
+            f"{path.name}: the Excel workbook cannot be read ({exc}). "
+            "Save it again as .xlsx or export the sheet as CSV."
+        ) from None
     return table, SourceFormat("excel")
 
 
@@ -190,8 +199,10 @@ def _read_jsonl(path: Path, head: bytes) -> tuple[pd.DataFrame, SourceFormat]:
     try:
         table = pd.read_json(path, lines=True, encoding=sniff_encoding(head))
     except ValueError as exc:
-        raise InputFileError(f"{path.name}: not valid JSON lines ({exc}). Each line must be one JSON object "
-                             "with the same keys.") from None
+        raise InputFileError(
+            f"{path.name}: not valid JSON lines ({exc}). Each line must be one JSON object "
+            "with the same keys."
+        ) from None
     return table, SourceFormat("jsonl", encoding="utf-8")
 
 
@@ -199,11 +210,14 @@ def _normalise(name: str, table: pd.DataFrame) -> pd.DataFrame:
     if table.shape[1] == 0:
         raise InputFileError(f"{name}: no columns found. Is this a table with a header row?")
     if len(table) == 0:
-        raise InputFileError(f"{name}: the file has a header ({', '.join(map(str, table.columns[:8]))}) "
-                             "but no rows of data.")
+        raise InputFileError(
+            f"{name}: the file has a header ({', '.join(map(str, table.columns[:8]))}) but no rows of data."
+        )
     table.columns = [str(c).strip() for c in table.columns]
     dupes = sorted({c for c in table.columns if list(table.columns).count(c) > 1})
     if dupes:
-        raise InputFileError(f"{name}: the column names {', '.join(map(repr, dupes))} appear more than once. "
-                             "Give each column a unique name.")
+        raise InputFileError(
+            f"{name}: the column names {', '.join(map(repr, dupes))} appear more than once. "
+            "Give each column a unique name."
+        )
     return table.reset_index(drop=True)

@@ -9,7 +9,6 @@ the cleaning of the training file but are never applied to new data.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -65,8 +64,10 @@ class PipelineSpec(BaseModel):
         except FileNotFoundError:
             raise PipelineError(f"{Path(path).name}: no such pipeline file.") from None
         except ValidationError as exc:
-            raise PipelineError(f"{Path(path).name}: not a valid pipeline spec ({exc.errors()[0]['msg']} at "
-                                f"{'.'.join(map(str, exc.errors()[0]['loc']))}).") from None
+            raise PipelineError(
+                f"{Path(path).name}: not a valid pipeline spec ({exc.errors()[0]['msg']} at "
+                f"{'.'.join(map(str, exc.errors()[0]['loc']))})."
+            ) from None
 
     def write(self, path: Path) -> None:
         Path(path).write_text(self.model_dump_json(indent=2), encoding="utf-8")
@@ -98,7 +99,9 @@ def _json_scalar(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def apply_pipeline(spec: PipelineSpec, table: pd.DataFrame, registry: Registry, train: bool = False) -> pd.DataFrame:
+def apply_pipeline(
+    spec: PipelineSpec, table: pd.DataFrame, registry: Registry, train: bool = False
+) -> pd.DataFrame:
     """Re-apply the column-level steps to ``table`` (and, with ``train``, the recorded row changes)."""
     functions = reapply_functions(spec, registry)
     try:

@@ -32,7 +32,7 @@ from typing import Any
 import pandas as pd
 '''
 
-_FOOTER = '''
+_FOOTER = """
 
 def read_table(path: str) -> pd.DataFrame:
     source = SPEC["source"]
@@ -66,13 +66,15 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
 
 def render_script(spec: PipelineSpec, registry: Registry) -> str:
     functions = reapply_functions(spec, registry)
     parts = [
-        _HEADER.format(created=spec.created_at, source=spec.source.file, target=spec.target, n=len(spec.steps)),
+        _HEADER.format(
+            created=spec.created_at, source=spec.source.file, target=spec.target, n=len(spec.steps)
+        ),
         "SPEC: dict[str, Any] = " + pprint.pformat(spec.model_dump(mode="json"), width=110, sort_dicts=False),
     ]
     parts += ["\n\n" + inspect.getsource(fn).strip() for fn in functions.values()]

@@ -16,7 +16,9 @@ def _default_data_dir() -> Path:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COPILOT_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(default_factory=_default_data_dir, description="Where versions and the store live.")
+    data_dir: Path = Field(
+        default_factory=_default_data_dir, description="Where versions and the store live."
+    )
     max_file_mb: float = Field(500.0, gt=0, description="Largest input file accepted, in MiB.")
     max_rows: int = Field(5_000_000, gt=0, description="Most rows in one table.")
     max_columns: int = Field(2_000, gt=0, description="Most columns in one table.")
@@ -26,6 +28,7 @@ class Settings(BaseSettings):
     )
     tool_cpu_seconds: int = Field(600, ge=1, description="CPU-time limit (RLIMIT_CPU) of one tool run.")
     tool_wall_seconds: float = Field(900.0, gt=0, description="Wall-clock limit of one tool run.")
+    tool_threads: int = Field(1, ge=1, le=256, description="OpenMP/BLAS threads of one tool run.")
     seed: int = Field(0, description="Seed handed to every tool; runs are reproducible.")
 
 

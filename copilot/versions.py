@@ -68,8 +68,11 @@ class VersionStore:
         else:
             os.replace(parquet, target)
         meta = pq.read_metadata(target)
-        call = json.dumps({"parent": parent, "blob": blob, "step": step, "tool": tool, "params": params},
-                          sort_keys=True, default=str)
+        call = json.dumps(
+            {"parent": parent, "blob": blob, "step": step, "tool": tool, "params": params},
+            sort_keys=True,
+            default=str,
+        )
         version = Version(
             id=hashlib.sha256(call.encode()).hexdigest()[:16], blob=blob, parent=parent, step=step, tool=tool,
             params=params, n_rows=meta.num_rows, n_columns=_n_columns(meta), created_at=_now(),

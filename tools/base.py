@@ -36,9 +36,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 Category = Literal["schema", "missingness", "label_quality", "anomalies", "leakage", "readiness"]
 CATEGORIES: tuple[str, ...] = get_args(Category)
-SemanticType = Literal[
-    "numeric", "categorical", "boolean", "datetime", "text", "identifier", "constant"
-]
+SemanticType = Literal["numeric", "categorical", "boolean", "datetime", "text", "identifier", "constant"]
 Task = Literal["classification", "regression"]
 ReapplyFn = Callable[[pd.DataFrame, dict[str, Any]], pd.DataFrame]
 
@@ -167,7 +165,9 @@ def _check_tool_class(cls: type[Tool]) -> None:
     try:
         cls.Params()
     except ValidationError as exc:
-        raise TypeError(f"tool {cls.name}: every parameter needs a default ({exc.errors()[0]['loc']})") from None
+        raise TypeError(
+            f"tool {cls.name}: every parameter needs a default ({exc.errors()[0]['loc']})"
+        ) from None
     if cls.mutates and not cls.train_only and cls.reapply is None:
         raise TypeError(f"tool {cls.name}: a column-level mutating tool must set reapply (or train_only)")
 

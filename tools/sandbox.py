@@ -45,6 +45,7 @@ class Limits:
     memory_mb: int = 4096
     cpu_seconds: int = 600
     wall_seconds: float = 900.0
+    threads: int = 1  # OpenMP/BLAS threads; on small VMs more threads are often slower, not faster
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,9 @@ class SandboxOutcome:
     result: dict[str, Any] = field(default_factory=dict)
     table_path: Path | None = None
     error: str | None = None
-    error_kind: str | None = None  # "params", "user", "tool", "memory", "cpu", "timeout", "crash", "cancelled"
+    error_kind: str | None = (
+        None  # "params", "user", "tool", "memory", "cpu", "timeout", "crash", "cancelled"
+    )
 
 
 _context_lock = threading.Lock()
@@ -113,7 +116,10 @@ class Sandbox:
         workdir = Path(tempfile.mkdtemp(prefix=f"{tool}-", dir=self.root))
         shutil.copyfile(input_path, workdir / sandbox_child.INPUT)
         (workdir / sandbox_child.CALL).write_text(
-            json.dumps({"tool": tool, "params": params, "ctx": ctx.__dict__, "extra_tools": self.extra_tools}), encoding="utf-8"
+            json.dumps(
+                {"tool": tool, "params": params, "ctx": ctx.__dict__, "extra_tools": self.extra_tools}
+            ),
+            encoding="utf-8",
         )
         started = time.monotonic()
         outcome = self._supervise(workdir, on_progress, cancel)
@@ -128,10 +134,14 @@ class Sandbox:
         if outcome.table_path is not None:
             shutil.rmtree(outcome.table_path.parent, ignore_errors=True)
 
-    def _supervise(self, workdir: Path, on_progress: ProgressFn | None, cancel: threading.Event | None) -> SandboxOutcome:
+    def _supervise(
+        self, workdir: Path, on_progress: ProgressFn | None, cancel: threading.Event | None
+    ) -> SandboxOutcome:
         ctx = _mp_context()
         reader, writer = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=sandbox_child.main, args=(str(workdir), self.limits.__dict__, writer), daemon=True)
+        proc = ctx.Process(
+            target=sandbox_child.main, args=(str(workdir), self.limits.__dict__, writer), daemon=True
+        )
         proc.start()
         writer.close()
         pump = threading.Thread(target=_pump_progress, args=(reader, on_progress), daemon=True)
@@ -150,8 +160,11 @@ class Sandbox:
         if cancelled:
             return _failure("cancelled", "the step was cancelled before it finished")
         if timed_out:
-            return _failure("timeout", f"the tool ran longer than the wall-clock limit of "
-                                       f"{self.limits.wall_seconds:g} s and was stopped")
+            return _failure(
+                "timeout",
+                f"the tool ran longer than the wall-clock limit of "
+                f"{self.limits.wall_seconds:g} s and was stopped",
+            )
         return self._read_result(workdir, proc.exitcode)
 
     def _read_result(self, workdir: Path, exitcode: int | None) -> SandboxOutcome:
@@ -160,8 +173,9 @@ class Sandbox:
             payload = json.loads(result_file.read_text(encoding="utf-8"))
             if payload.get("ok"):
                 table = workdir / sandbox_child.OUTPUT
-                return SandboxOutcome(True, 0.0, result=payload["result"],
-                                      table_path=table if table.exists() else None)
+                return SandboxOutcome(
+                    True, 0.0, result=payload["result"], table_path=table if table.exists() else None
+                )
             return _failure(payload["kind"], payload["message"])
         return _failure(*self._explain_exit(exitcode))
 
@@ -170,12 +184,17 @@ class Sandbox:
             return "cpu", f"the tool used more than its CPU-time limit of {self.limits.cpu_seconds} s"
         if code is not None and code < 0:
             name = signal.Signals(-code).name
-            return "crash", f"the tool's process was killed by {name} (out of memory, or stopped from outside)"
+            return (
+                "crash",
+                f"the tool's process was killed by {name} (out of memory, or stopped from outside)",
+            )
         return "crash", f"the tool's process exited with code {code} before writing a result"
 
 
 def _with_duration(outcome: SandboxOutcome, seconds: float) -> SandboxOutcome:
-    return SandboxOutcome(outcome.ok, seconds, outcome.result, outcome.table_path, outcome.error, outcome.error_kind)
+    return SandboxOutcome(
+        outcome.ok, seconds, outcome.result, outcome.table_path, outcome.error, outcome.error_kind
+    )
 
 
 def _failure(kind: str, message: str) -> SandboxOutcome:

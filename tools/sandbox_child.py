@@ -18,6 +18,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
 INPUT, OUTPUT, CALL, RESULT = "input.parquet", "output.parquet", "call.json", "result.json"
 _CLONE_NEWNET = 0x40000000
 _BLOCKED_EVENTS = frozenset(
@@ -33,7 +35,7 @@ class SandboxViolation(PermissionError):
 def main(workdir: str, limits: dict[str, Any], progress: Connection) -> None:
     """Entry point of the child: confine, run the call in ``workdir``, write the result."""
     os.chdir(workdir)
-    os.environ.update({"TMPDIR": workdir, "HOME": workdir, "OMP_NUM_THREADS": "1"})
+    os.environ.update({"TMPDIR": workdir, "HOME": workdir})
     _apply_limits(limits)
     _cut_network()
     _write(RESULT, _run_call(Path(workdir), limits, progress))
@@ -46,6 +48,9 @@ def _apply_limits(limits: dict[str, Any]) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # The OpenMP/BLAS pools were sized when the forkserver imported them; environment
+    # variables set now would be ignored, so resize the pools directly.
+    threadpool_limits(limits=int(limits.get("threads", 1)))
 
 
 def _unshare_network() -> bool:
@@ -81,7 +86,9 @@ def _run_call(workdir: Path, limits: dict[str, Any], progress: Connection) -> di
     try:
         return _execute(workdir, progress)
     except MemoryError:
-        return _error("memory", f"the tool ran out of memory (limit {limits['memory_mb']} MiB of address space)")
+        return _error(
+            "memory", f"the tool ran out of memory (limit {limits['memory_mb']} MiB of address space)"
+        )
     except SandboxViolation as exc:
         return _error("tool", f"the tool broke a sandbox rule: {exc}")
     except _CallError as exc:
@@ -137,7 +144,9 @@ def _check_table(name: str, mutates: bool, result: Any, ctx: Any) -> None:
     if result.table is not None:
         lost = [c for c in [ctx.target, *ctx.id_columns] if c and c not in result.table.columns]
         if lost:
-            raise _CallError("tool", f"{name} removed protected column(s) {lost} (target and identifiers stay)")
+            raise _CallError(
+                "tool", f"{name} removed protected column(s) {lost} (target and identifiers stay)"
+            )
 
 
 def _explain(exc: Any) -> str:

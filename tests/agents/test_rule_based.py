@@ -55,9 +55,15 @@ def test_clean_table_gets_only_diagnostics() -> None:
 
 
 def test_replans_from_history_and_new_profile() -> None:
-    history = [Observation(key=k, tool=k.split(":")[0], status="done") for k in ("evaluate:baseline", "coerce_types")]
-    leak = Observation(key="leakage", tool="leakage", status="done",
-                       findings={"suspects": [{"column": "weight", "score": 0.99, "metric": "roc_auc"}]})
+    history = [
+        Observation(key=k, tool=k.split(":")[0], status="done") for k in ("evaluate:baseline", "coerce_types")
+    ]
+    leak = Observation(
+        key="leakage",
+        tool="leakage",
+        status="done",
+        findings={"suspects": [{"column": "weight", "score": 0.99, "metric": "roc_auc"}]},
+    )
     keys = _keys(PlanningState(DIRTY, "y", "classification", ["id"], history=[*history, leak]))
     assert keys[:2] == ["drop_columns:useless", "drop_columns:leakage"]
     assert "coerce_types" not in keys and "leakage" not in keys

@@ -40,8 +40,11 @@ class CountRows(_Diagnostic):
     def run(self, table: pd.DataFrame, params: CountParams, ctx: ToolContext) -> ToolResult:
         for i in range(params.steps):
             ctx.progress((i + 1) / params.steps, f"step {i + 1}")
-        return ToolResult(summary=f"{len(table)} rows", metrics={"rows": float(len(table))},
-                          findings={"target": ctx.target, "cwd": os.getcwd()})
+        return ToolResult(
+            summary=f"{len(table)} rows",
+            metrics={"rows": float(len(table))},
+            findings={"target": ctx.target, "cwd": os.getcwd()},
+        )
 
 
 class EatMemory(_Diagnostic):

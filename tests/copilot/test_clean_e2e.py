@@ -1,0 +1,167 @@
+"""`copilot clean --yes` on a table with planted faults finds them, and the model gets better.
+
+The breast-cancer table (bundled with scikit-learn) is split; the training part
+gets numbers stored as text with `?` codes, flipped labels, unit slips,
+missing cells and duplicate rows. The held-out part stays clean and is scored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
+
+from copilot.demo import TARGET, demo_table
+from copilot.faults import FaultLog
+
+COPILOT = [sys.executable, "-m", "copilot.cli"]
+
+
+@dataclass
+class Run:
+    folder: Path
+    dirty: pd.DataFrame
+    log: FaultLog
+    test: pd.DataFrame
+    cleaned: pd.DataFrame
+    report: dict
+    stdout: str
+
+
+def copilot(
+    *args: str, data_dir: Path, check: bool = True, input_text: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a fresh interpreter, as a user would."""
+    env = {**os.environ, "COPILOT_DATA_DIR": str(data_dir), "COLUMNS": "200"}
+    done = subprocess.run([*COPILOT, *args], capture_output=True, text=True, env=env, timeout=600,
+                          input=input_text if input_text is not None else "")  # fmt: skip
+    if check and done.returncode != 0:
+        raise AssertionError(
+            f"copilot {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+        )
+    return done
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    folder = tmp_path_factory.mktemp("e2e")
+    table, log = demo_table(seed=7)
+    n_train = 420
+    dirty = table.iloc[:n_train].copy()
+    test = table.iloc[n_train:].copy()
+    dirty.to_csv(folder / "train.csv", index=False)
+    done = copilot("clean", str(folder / "train.csv"), "--target", TARGET, "--output", str(folder / "clean.csv"),
+                   "--yes", "--report", str(folder / "report.json"), data_dir=folder / "data")  # fmt: skip
+    report = json.loads((folder / "report.json").read_text())
+    return Run(folder, dirty, log, test, pd.read_csv(folder / "clean.csv"), report, done.stdout)
+
+
+def test_numbers_stored_as_text_become_numbers(run: Run) -> None:
+    assert run.dirty["mean radius"].eq("?").any()
+    assert pd.api.types.is_float_dtype(run.cleaned["mean radius"])
+
+
+def test_no_missing_cells_and_no_unit_slips_remain(run: Run) -> None:
+    features = run.cleaned.drop(columns=["record_id", TARGET])
+    assert not features.isna().any().any()
+    slipped = {(r, c) for r, c in run.log.outlier_cells if r < len(run.dirty)}
+    kept = run.cleaned.set_index("record_id")
+    for row, col in slipped:
+        rid = run.dirty.iloc[row]["record_id"]
+        if rid in kept.index:
+            assert kept.at[rid, col] < pd.to_numeric(run.dirty[col], errors="coerce").median() * 100, (
+                rid,
+                col,
+            )
+
+
+def test_duplicates_are_removed_and_ids_kept(run: Run) -> None:
+    features = [c for c in run.cleaned.columns if c not in {"record_id", TARGET}]
+    planted = run.dirty.drop(columns=["record_id"]).duplicated().sum()
+    assert planted >= 5 and {r for r in run.log.duplicate_rows if r < len(run.dirty)}
+    assert len(run.cleaned) == len(run.dirty) - planted
+    assert run.cleaned["record_id"].is_unique
+    assert set(run.cleaned["record_id"]) <= set(run.dirty["record_id"])
+    assert not run.cleaned.duplicated(subset=features).any()
+
+
+def test_most_changed_labels_were_flipped(run: Run) -> None:
+    step = next(s for s in run.report["steps"] if s["tool"] == "label_issues")
+    assert step["status"] == "done"
+    merged = run.dirty.merge(
+        run.cleaned[["record_id", TARGET]], on="record_id", suffixes=("_dirty", "_clean")
+    )
+    changed = merged.loc[merged[f"{TARGET}_dirty"] != merged[f"{TARGET}_clean"], "record_id"]
+    flipped = set(run.dirty.iloc[[r for r in run.log.flipped_rows if r < len(run.dirty)]]["record_id"])
+    assert len(changed) >= 5
+    precision = len(set(changed) & flipped) / len(changed)
+    recall = len(set(changed) & flipped) / len(flipped)
+    assert precision >= 0.7, (precision, recall)
+    assert recall >= 0.3, (precision, recall)
+
+
+def _holdout_auc(train: pd.DataFrame, test: pd.DataFrame) -> float:
+    features = [c for c in train.columns if c not in {"record_id", TARGET}]
+    x_train = train[features].apply(pd.to_numeric, errors="coerce")
+    x_test = test[features].apply(pd.to_numeric, errors="coerce")
+    model = HistGradientBoostingClassifier(random_state=0).fit(x_train, train[TARGET])
+    proba = model.predict_proba(x_test)[:, list(model.classes_).index("malignant")]
+    return float(roc_auc_score(test[TARGET] == "malignant", proba))
+
+
+def test_downstream_score_goes_up_on_held_out_data(run: Run) -> None:
+    applied = run.folder / "test_clean.csv"
+    run.test.to_csv(run.folder / "test.csv", index=False)
+    copilot("apply", str(run.folder / "clean.pipeline.json"), str(run.folder / "test.csv"), "--output", str(applied),
+            data_dir=run.folder / "data")  # fmt: skip
+    test_clean = pd.read_csv(applied)
+    assert list(test_clean.columns) == list(run.cleaned.columns)
+    before = _holdout_auc(run.dirty, run.test)
+    after = _holdout_auc(run.cleaned, test_clean)
+    assert after > before, (before, after)
+    assert run.report["score_after"] > run.report["score_before"]
+
+
+def test_report_and_console_tell_what_happened(run: Run) -> None:
+    tools = [s["tool"] for s in run.report["steps"]]
+    assert tools[0] == "evaluate" and tools[-1] == "evaluate"
+    for tool in ("coerce_types", "duplicates", "outliers", "impute", "label_issues"):
+        assert tool in tools
+    assert all(s["status"] == "done" for s in run.report["steps"]), [
+        (s["tool"], s["error"]) for s in run.report["steps"]
+    ]
+    assert "record_id" in run.report["id_columns"]
+    assert "downstream score" in run.stdout
+
+
+def test_standalone_script_reproduces_the_cleaning(run: Run) -> None:
+    script = run.folder / "clean.pipeline.py"
+    assert "import copilot" not in script.read_text() and "from tools" not in script.read_text()
+    out = run.folder / "replayed.csv"
+    subprocess.run([sys.executable, str(script), str(run.folder / "train.csv"), str(out), "--train"], check=True,
+                   cwd=run.folder, env={"PATH": os.environ["PATH"]}, timeout=120)  # fmt: skip
+    pd.testing.assert_frame_equal(pd.read_csv(out), run.cleaned, check_exact=False, rtol=1e-9)
+
+
+def test_apply_reproduces_column_transforms_like_the_script(run: Run) -> None:
+    run.test.to_csv(run.folder / "test.csv", index=False)
+    via_cli = run.folder / "test_cli.csv"
+    via_script = run.folder / "test_script.csv"
+    copilot("apply", str(run.folder / "clean.pipeline.json"), str(run.folder / "test.csv"), "--output",
+            str(via_cli), data_dir=run.folder / "data")  # fmt: skip
+    subprocess.run([sys.executable, str(run.folder / "clean.pipeline.py"), str(run.folder / "test.csv"),
+                    str(via_script)], check=True, timeout=120)  # fmt: skip
+    a, b = pd.read_csv(via_cli), pd.read_csv(via_script)
+    pd.testing.assert_frame_equal(a, b)
+    assert len(a) == len(run.test)  # row-level steps are not applied to new data
+    assert not a.drop(columns=["record_id", TARGET]).isna().any().any()
+    assert np.issubdtype(a["mean radius"].dtype, np.floating)

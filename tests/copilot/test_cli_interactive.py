@@ -1,0 +1,38 @@
+"""Without --yes, every change waits for the person at the terminal: approve, skip, edit, quit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from tests.conftest import messy_table
+from tests.copilot.test_clean_e2e import copilot
+
+
+def _answer(tmp_path: Path, answers: list[str]) -> tuple[str, dict]:
+    messy_table(150).to_csv(tmp_path / "in.csv", index=False)
+    done = copilot("clean", str(tmp_path / "in.csv"), "-t", "outcome", "-o", str(tmp_path / "out.csv"),
+                   "--report", str(tmp_path / "r.json"), data_dir=tmp_path / "data", check=False,
+                   input_text="\n".join(answers) + "\n")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout, json.loads((tmp_path / "r.json").read_text())
+
+
+def test_skip_and_quit_change_nothing(tmp_path: Path) -> None:
+    out, report = _answer(tmp_path, ["s", "q"])
+    statuses = [(s["tool"], s["status"]) for s in report["steps"]]
+    assert statuses == [("evaluate", "done"), ("coerce_types", "skipped"), ("drop_columns", "rejected")]
+    original = pd.read_csv(tmp_path / "in.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "out.csv"), original)
+    assert "wants to change the data" in out
+
+
+def test_edited_parameters_are_validated_and_used(tmp_path: Path) -> None:
+    out, report = _answer(tmp_path, ["a", "e", '{"columns": ["nope"]}', "e", '{"columns": ["note"]}', "q"])
+    assert "no column" in out or "nope" in out  # the bad edit is refused with a reason, then asked again
+    drop = next(s for s in report["steps"] if s["tool"] == "drop_columns")
+    assert drop["status"] == "done" and drop["params"]["columns"] == ["note"]
+    cleaned = pd.read_csv(tmp_path / "out.csv")
+    assert "note" not in cleaned.columns and "site" in cleaned.columns

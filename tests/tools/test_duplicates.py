@@ -1,0 +1,132 @@
+"""The duplicates tool on planted exact copies, near copies and conflicting labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tools.base import ToolContext, ToolResult
+from tools.duplicates import Duplicates
+
+CTX = ToolContext(target="outcome", id_columns=["record_id"], seed=0)
+
+
+def records(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    """Distinct rows (continuous weight makes accidental equality practically impossible)."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "record_id": [f"R{i:04d}" for i in range(n)],
+            "weight": rng.normal(75, 12, n),
+            "age": rng.integers(20, 80, n),
+            "city": rng.choice(["Leeds", "York", "Hull"], n),
+            "outcome": rng.choice(["sick", "well"], n),
+        }
+    )
+
+
+def copy_rows(table: pd.DataFrame, pairs: list[tuple[int, int]]) -> pd.DataFrame:
+    """Overwrite row ``dst`` with the values of row ``src`` (all but the record id)."""
+    out = table.copy()
+    columns = [c for c in out.columns if c != "record_id"]
+    for src, dst in pairs:
+        out.loc[dst, columns] = out.loc[src, columns].to_numpy()
+    return out.astype(table.dtypes.to_dict())
+
+
+def run(table: pd.DataFrame, **params: object) -> ToolResult:
+    return Duplicates().run(table, Duplicates.parse_params(params), CTX)
+
+
+def test_exact_copies_with_other_ids_are_dropped_keeping_the_first() -> None:
+    table = copy_rows(records(), [(3, 50), (3, 90), (10, 200)])
+    result = run(table)
+    assert result.findings["groups"] == 2
+    assert result.findings["duplicate_rows"] == 3
+    assert result.findings["examples"] == [
+        {"rows": [3, 50, 90], "kept": 3, "size": 3},
+        {"rows": [10, 200], "kept": 10, "size": 2},
+    ]
+    assert "record_id" not in result.findings["columns_compared"]
+    pd.testing.assert_frame_equal(result.table, table.drop(index=[50, 90, 200]))
+
+
+def test_keep_last_and_flag() -> None:
+    table = copy_rows(records(), [(3, 50)])
+    last = run(table, keep="last")
+    assert 3 not in last.table.index and 50 in last.table.index
+    assert last.findings["examples"][0]["kept"] == 50
+    flagged = run(table, action="flag")
+    pd.testing.assert_frame_equal(flagged.table, table)
+    assert flagged.findings["duplicate_rows"] == 1
+
+
+def test_near_copies_are_found_in_near_mode_only() -> None:
+    table = copy_rows(records(), [(4, 60), (8, 120)])
+    table.loc[60, "weight"] += 0.001
+    table.loc[4, "city"] = " Leeds"
+    table.loc[60, "city"] = "leeds"
+    table.loc[120, "city"] = table.loc[8, "city"].upper() + "  "
+    assert run(table, mode="exact").findings["groups"] == 0
+    near = run(table, mode="near")
+    assert [e["rows"] for e in near.findings["examples"]] == [[4, 60], [8, 120]]
+    assert sorted(set(table.index) - set(near.table.index)) == [60, 120]
+
+
+def test_near_mode_does_not_merge_rows_that_differ_in_substance() -> None:
+    table = records()
+    table.loc[1, ["age", "city", "outcome"]] = [
+        table.loc[0, "age"],
+        table.loc[0, "city"],
+        table.loc[0, "outcome"],
+    ]
+    table.loc[1, "weight"] = table.loc[0, "weight"] + 2.0  # about 0.17 standard deviations apart
+    table.loc[2, "weight"] = 75000.0  # a unit slip must not widen the bins
+    assert run(table, mode="near").findings["groups"] == 0
+
+
+def test_conflicting_labels_are_reported_not_merged() -> None:
+    table = copy_rows(records(), [(5, 70), (6, 80)])
+    table.loc[70, "outcome"] = "well" if table.loc[5, "outcome"] == "sick" else "sick"
+    result = run(table)
+    assert result.findings["groups"] == 1  # only 6/80; 5/70 disagree on the label
+    conflicts = result.findings["conflicts"]
+    assert conflicts["groups"] == 1 and conflicts["rows"] == 2
+    assert conflicts["examples"][0]["rows"] == [5, 70]
+    assert set(conflicts["examples"][0]["labels"]) == {"sick", "well"}
+    assert 70 in result.table.index
+    assert "conflicting labels" in result.summary
+
+
+def test_without_the_target_conflicting_rows_count_as_duplicates() -> None:
+    table = copy_rows(records(), [(5, 70)])
+    table.loc[70, "outcome"] = "well" if table.loc[5, "outcome"] == "sick" else "sick"
+    result = run(table, include_target=False)
+    assert result.findings["groups"] == 1
+    assert 70 not in result.table.index
+    pd.testing.assert_series_equal(result.table["outcome"], table.drop(index=70)["outcome"])
+
+
+def test_identifier_typed_columns_are_ignored_too() -> None:
+    table = copy_rows(records(), [(3, 50)])
+    table["visit_code"] = [f"V{i}" for i in range(len(table))]
+    ctx = ToolContext(target="outcome", id_columns=["record_id"], column_types={"visit_code": "identifier"})
+    result = Duplicates().run(table, Duplicates.parse_params({}), ctx)
+    assert result.findings["groups"] == 1
+    assert "visit_code" not in result.findings["columns_compared"]
+
+
+def test_no_duplicates_leaves_the_table_unchanged() -> None:
+    table = records()
+    result = run(table)
+    assert result.findings["groups"] == 0
+    pd.testing.assert_frame_equal(result.table, table)
+    assert "No exact duplicate" in result.summary
+
+
+@pytest.mark.parametrize("mode", ["exact", "near"])
+def test_missing_values_match_each_other(mode: str) -> None:
+    table = copy_rows(records(), [(7, 77)])
+    table.loc[[7, 77], "weight"] = np.nan
+    assert run(table, mode=mode).findings["examples"][0]["rows"] == [7, 77]

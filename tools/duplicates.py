@@ -1,0 +1,220 @@
+"""Find exact and near-duplicate rows, and rows whose features agree but whose labels do not.
+
+Identifier columns are never compared: two records with different ids but the
+same values are the same observation entered twice. Near mode compares a
+normalised copy: numbers standardised and rounded to ``tolerance`` standard
+deviations, text stripped, case-folded and with runs of spaces collapsed.
+Rounding puts values into bins, so two values a hair apart can fall on either
+side of a bin edge and be missed; a smaller tolerance makes that rarer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from tools._frame import column_kinds, is_number_dtype, json_labels, json_value, plural, robust_scale
+from tools.base import Chart, Tool, ToolContext, ToolParams, ToolResult
+
+EXAMPLE_CAP = 50
+ROWS_PER_EXAMPLE = 20
+
+
+class DuplicatesParams(ToolParams):
+    mode: Literal["exact", "near"] = Field(
+        "exact",
+        description=(
+            "exact: rows with identical values; near: numbers equal within tolerance standard "
+            "deviations and text equal ignoring case and surrounding spaces."
+        ),
+    )
+    action: Literal["flag", "drop"] = Field("drop", description="flag: only report; drop: remove the copies.")
+    keep: Literal["first", "last"] = Field("first", description="Which row of each duplicate group to keep.")
+    include_target: bool = Field(
+        True,
+        description=(
+            "Compare the target too, so rows that differ only in their label are not merged "
+            "(they are reported as conflicts instead). Identifier columns are never compared."
+        ),
+    )
+    tolerance: float = Field(
+        0.01,
+        gt=0,
+        le=1,
+        description="Near mode: numbers within this many standard deviations count as equal.",
+    )
+
+
+@dataclass(frozen=True)
+class Group:
+    """Rows (index labels, in table order) holding the same values, and the one kept."""
+
+    rows: list[Any]
+    kept: Any
+
+
+class Duplicates(Tool):
+    name = "duplicates"
+    description = (
+        "Find rows entered more than once (exact, or near: tiny numeric differences, case and spaces "
+        "in text), ignoring identifier columns, and drop the copies; report rows with the same "
+        "features but different labels as conflicts."
+    )
+    category = "anomalies"
+    mutates = True
+    train_only = True
+    Params = DuplicatesParams
+
+    def run(self, table: pd.DataFrame, params: DuplicatesParams, ctx: ToolContext) -> ToolResult:
+        features, target = compared_columns(table, ctx)
+        key = features + ([target] if target and params.include_target else [])
+        normalised = normalise(table[features + ([target] if target else [])], params)
+        groups = duplicate_groups(normalised[key], params.keep) if key else []
+        ctx.check_cancelled()
+        conflicts = conflict_groups(normalised, features, target) if features and target else []
+        dropped = [row for g in groups for row in g.rows if row != g.kept]
+        out = table.drop(index=dropped) if params.action == "drop" else table.copy()
+        return _result(table, out, groups, conflicts, key, params, target)
+
+
+def compared_columns(table: pd.DataFrame, ctx: ToolContext) -> tuple[list[str], str | None]:
+    """Feature columns to compare (never identifiers) and the target, if the table has it."""
+    kinds = column_kinds(table, ctx)
+    features = [c for c in ctx.feature_columns(table) if kinds[c] != "identifier"]
+    target = ctx.target if ctx.target in table.columns else None
+    return features, target
+
+
+def normalise(frame: pd.DataFrame, params: DuplicatesParams) -> pd.DataFrame:
+    """The columns as compared: unchanged in exact mode, binned numbers and folded text in near mode."""
+    if params.mode == "exact":
+        return frame
+    return pd.DataFrame({c: _near_key(frame[c], params.tolerance) for c in frame.columns}, index=frame.index)
+
+
+def _near_key(series: pd.Series, tolerance: float) -> pd.Series:
+    """Numbers: robust z rounded to ``tolerance`` units (robust, so one unit slip does not widen
+    the bins); datetimes as they are; anything else as folded text."""
+    if is_number_dtype(series):
+        values = series.astype(float)
+        scale = robust_scale(values)
+        spread = scale.spread or values.std()
+        spread = spread if spread and np.isfinite(spread) else 1.0
+        return np.round((values - scale.center) / (spread * tolerance))
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return series
+    return series.astype("str").str.strip().str.casefold().str.replace(r"\s+", " ", regex=True)
+
+
+def duplicate_groups(frame: pd.DataFrame, keep: str) -> list[Group]:
+    """Groups of rows with equal values (missing equals missing), in order of first appearance."""
+    hashes = pd.util.hash_pandas_object(frame, index=False)
+    repeated = hashes[hashes.duplicated(keep=False)]
+    groups = []
+    for _, rows in repeated.groupby(repeated, sort=False):
+        labels = list(rows.index)
+        groups.append(Group(labels, labels[0] if keep == "first" else labels[-1]))
+    return groups
+
+
+def conflict_groups(normalised: pd.DataFrame, features: list[str], target: str) -> list[Group]:
+    """Groups of rows with equal features but more than one distinct (non-missing) target value."""
+    groups = duplicate_groups(normalised[features], "first")
+    return [g for g in groups if normalised.loc[g.rows, target].nunique(dropna=True) > 1]
+
+
+def _result(
+    table: pd.DataFrame,
+    out: pd.DataFrame,
+    groups: list[Group],
+    conflicts: list[Group],
+    key: list[str],
+    params: DuplicatesParams,
+    target: str | None,
+) -> ToolResult:
+    redundant = sum(len(g.rows) - 1 for g in groups)
+    examples = [
+        {"rows": json_labels(g.rows[:ROWS_PER_EXAMPLE]), "kept": json_value(g.kept), "size": len(g.rows)}
+        for g in groups[:EXAMPLE_CAP]
+    ]
+    conflict_examples = [
+        {
+            "rows": json_labels(g.rows[:ROWS_PER_EXAMPLE]),
+            "labels": [json_value(v) for v in table.loc[g.rows[:ROWS_PER_EXAMPLE], target]],
+        }
+        for g in conflicts[:EXAMPLE_CAP]
+    ]
+    findings = {
+        "mode": params.mode,
+        "action": params.action,
+        "columns_compared": key,
+        "groups": len(groups),
+        "duplicate_rows": redundant,
+        "examples": examples,
+        "conflicts": {
+            "groups": len(conflicts),
+            "rows": sum(len(g.rows) for g in conflicts),
+            "examples": conflict_examples,
+        },
+    }
+    metrics = {
+        "groups": float(len(groups)),
+        "duplicate_rows": float(redundant),
+        "rows_dropped": float(len(table) - len(out)),
+        "conflict_groups": float(len(conflicts)),
+    }
+    return ToolResult(
+        summary=_summary(findings, table, params, target),
+        table=out,
+        findings=findings,
+        metrics=metrics,
+        charts=_charts(groups),
+    )
+
+
+def _summary(
+    findings: dict[str, Any], table: pd.DataFrame, params: DuplicatesParams, target: str | None
+) -> str:
+    ignored = [c for c in table.columns if c not in findings["columns_compared"]]
+    compared = f"comparing {plural(len(findings['columns_compared']), 'column')}"
+    if ignored:
+        compared += f" (ignoring {', '.join(map(str, ignored))})"
+    if findings["groups"]:
+        text = (
+            f"Found {plural(findings['groups'], 'group')} of {params.mode} duplicates holding "
+            f"{plural(findings['duplicate_rows'], 'redundant row')}, {compared}."
+        )
+        text += (
+            f" Dropped them, keeping the {params.keep} row of each group."
+            if params.action == "drop"
+            else " Nothing was dropped."
+        )
+    else:
+        text = f"No {params.mode} duplicate rows found, {compared}; the table is unchanged."
+    n_conflicts = findings["conflicts"]["groups"]
+    if n_conflicts:
+        text += (
+            f" {plural(n_conflicts, 'group')} of rows share all features but disagree on {target}"
+            " (conflicting labels); review them, e.g. with label_issues."
+        )
+    return text
+
+
+def _charts(groups: list[Group]) -> list[Chart]:
+    if not groups:
+        return []
+    sizes = pd.Series([len(g.rows) for g in groups]).value_counts().sort_index()
+    return [
+        Chart(
+            "bar",
+            "Duplicate groups by size",
+            [f"{size} rows" for size in sizes.index],
+            [float(v) for v in sizes],
+            "rows in the group",
+            "groups",
+        )
+    ]

@@ -1,0 +1,354 @@
+"""Find unit slips and impossible values, per cell (robust z, domain rules) or per row (IF, LOF).
+
+Per-cell methods flag a value; row methods (IsolationForest, LOF) flag a whole
+row from all numeric features together. ``set_missing`` on a flagged row blanks
+its single most extreme cell by robust z (the one most likely to be the slip),
+so a later impute can fill it; ``clip`` on a flagged row clips all its cells to
+the robust bounds. Outlier handling is train-only: it is never re-applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+from sklearn.ensemble import IsolationForest
+from sklearn.neighbors import LocalOutlierFactor
+
+from tools._frame import (
+    ROW_CAP,
+    Scale,
+    column_kinds,
+    counts_text,
+    is_number_dtype,
+    json_value,
+    numeric_features,
+    plural,
+    refuse_protected,
+    require_columns,
+    robust_scale,
+)
+from tools.base import Chart, Tool, ToolContext, ToolParams, ToolResult
+
+MIN_ROWS_FOR_ROW_METHODS = 10
+METHOD_WORDS = {
+    "robust_z": "robust z-score",
+    "isolation_forest": "isolation forest",
+    "lof": "local outlier factor",
+    "rules": "the domain rules",
+}
+
+
+class OutliersParams(ToolParams):
+    method: Literal["robust_z", "isolation_forest", "lof", "rules"] = Field(
+        "robust_z",
+        description=(
+            "robust_z: a cell is an outlier when |value - median| / (1.4826 * MAD) exceeds threshold "
+            "(unit slips, typos); isolation_forest / lof: whole rows unusual across all numeric "
+            "columns together; rules: only the ranges given."
+        ),
+    )
+    columns: list[str] = Field(
+        default_factory=list, description="Numeric columns to check; empty means every numeric feature."
+    )
+    threshold: float = Field(
+        5.0, gt=0, le=100, description="Robust z above which a cell is an outlier (robust_z; clip bounds)."
+    )
+    contamination: float = Field(
+        0.01, gt=0, le=0.5, description="Expected share of outlying rows (isolation_forest, lof)."
+    )
+    ranges: dict[str, tuple[float | None, float | None]] = Field(
+        default_factory=dict,
+        description=(
+            "Domain rules: column -> [min, max] of valid values (null for no bound), e.g. "
+            '{"age": [0, 120]}. Applied on top of the method, or alone with method rules.'
+        ),
+    )
+    action: Literal["flag", "drop", "set_missing", "clip"] = Field(
+        "set_missing",
+        description=(
+            "flag: only report; drop: remove flagged rows; set_missing: blank flagged cells so impute "
+            "can fill them; clip: pull flagged values back to the robust bounds or the rule range."
+        ),
+    )
+
+
+@dataclass
+class Flags:
+    """Cells (and rows) found, as boolean frames over the checked columns."""
+
+    cells: pd.DataFrame
+    reasons: dict[tuple[object, str], str]
+    row_scores: pd.Series | None = None
+
+
+class Outliers(Tool):
+    name = "outliers"
+    description = (
+        "Find outliers in numeric feature columns: unit slips and typos by robust z-score, unusual "
+        "rows by IsolationForest or LOF, impossible values by domain ranges (e.g. age 0..120). "
+        "Flag them, drop the rows, set the cells missing for later imputation, or clip them."
+    )
+    category = "anomalies"
+    mutates = True
+    train_only = True
+    Params = OutliersParams
+
+    def run(self, table: pd.DataFrame, params: OutliersParams, ctx: ToolContext) -> ToolResult:
+        columns, skipped = check_columns(table, params, ctx)
+        scales = {c: robust_scale(table[c]) for c in columns}
+        if params.method == "robust_z":
+            skipped += [
+                {"column": c, "reason": "most of its values are equal, so robust z cannot judge it"}
+                for c in columns
+                if scales[c].spread == 0
+            ]
+        ctx.progress(0.1, "scoring")
+        flags = find_outliers(table, columns, scales, params, ctx.seed)
+        ctx.check_cancelled()
+        out = apply_action(table, flags, scales, params)
+        ctx.progress(1.0, "done")
+        return _result(table, out, flags, scales, skipped, params)
+
+
+def check_columns(
+    table: pd.DataFrame, params: OutliersParams, ctx: ToolContext
+) -> tuple[list[str], list[dict[str, str]]]:
+    """The numeric columns to check (validated) and those skipped with the reason."""
+    asked = list(dict.fromkeys([*params.columns, *params.ranges]))
+    require_columns(table, asked, "outliers")
+    refuse_protected(table, ctx, asked, "outliers")
+    bad = [c for c in asked if not is_number_dtype(table[c])]
+    if bad:
+        raise ValueError(
+            f"outliers works on numeric columns; {', '.join(map(repr, bad))} is not stored as numbers "
+            "(convert it with coerce_types first)"
+        )
+    for col, (low, high) in params.ranges.items():
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"outliers: the range for {col!r} has min {low} above max {high}")
+    if params.method == "rules":
+        if not params.ranges:
+            raise ValueError('outliers: method "rules" needs ranges, e.g. {"age": [0, 120]}')
+        return list(params.ranges), []
+    if params.columns:
+        return asked, []
+    kinds = column_kinds(table, ctx)
+    skipped = [
+        {"column": c, "reason": "typed numeric but stored as text; convert it with coerce_types first"}
+        for c in ctx.feature_columns(table)
+        if kinds[c] == "numeric" and not is_number_dtype(table[c])
+    ]
+    return list(dict.fromkeys([*numeric_features(table, ctx), *params.ranges])), skipped
+
+
+def robust_z(series: pd.Series, scale: Scale) -> pd.Series:
+    """|value - median| / spread; 0 where the spread is 0 or the value is missing."""
+    if scale.spread == 0:
+        return pd.Series(0.0, index=series.index)
+    z = (series.astype(float) - scale.center).abs() / scale.spread
+    return z.fillna(0.0)
+
+
+def find_outliers(
+    table: pd.DataFrame, columns: list[str], scales: dict[str, Scale], params: OutliersParams, seed: int
+) -> Flags:
+    """Flag cells by the method and by the rules (the union of both)."""
+    flags = Flags(pd.DataFrame(False, index=table.index, columns=columns), {})
+    if params.method == "robust_z":
+        for col in columns:
+            z = robust_z(table[col], scales[col])
+            hit = z > params.threshold
+            flags.cells[col] = hit
+            reason = f"robust z above {params.threshold:g} (median {scales[col].center:g})"
+            flags.reasons.update({(row, col): reason for row in z.index[hit]})
+    elif params.method in ("isolation_forest", "lof"):
+        flag_rows(table, columns, scales, params, seed, flags)
+    for col, (low, high) in params.ranges.items():
+        for bound, op, words in ((low, "lt", "below the minimum"), (high, "gt", "above the maximum")):
+            if bound is None:
+                continue
+            hit = getattr(table[col], op)(bound).fillna(False).astype(bool)
+            flags.cells[col] = flags.cells[col] | hit
+            flags.reasons.update({(row, col): f"{words} {bound:g}" for row in table.index[hit]})
+    return flags
+
+
+def flag_rows(
+    table: pd.DataFrame,
+    columns: list[str],
+    scales: dict[str, Scale],
+    params: OutliersParams,
+    seed: int,
+    flags: Flags,
+) -> None:
+    """Score rows with IsolationForest or LOF and flag each outlying row's most extreme cell."""
+    if len(table) < MIN_ROWS_FOR_ROW_METHODS or not columns:
+        raise ValueError(
+            f"outliers: {params.method} needs at least {MIN_ROWS_FOR_ROW_METHODS} rows and one numeric "
+            f"feature column; this table has {len(table)} rows and {len(columns)} numeric columns"
+        )
+    z = pd.DataFrame({c: robust_z(table[c], scales[c]) for c in columns})
+    scores, outlying = row_scores(scaled_matrix(table, columns, scales), params, seed)
+    flags.row_scores = pd.Series(scores, index=table.index)
+    for row in table.index[outlying]:
+        col = str(z.loc[row].idxmax())
+        flags.cells.loc[row, col] = True
+        score, cell_z = flags.row_scores[row], z.loc[row, col]
+        flags.reasons[(row, col)] = f"{params.method} row score {score:.2f}; most unusual cell z {cell_z:.1f}"
+
+
+def scaled_matrix(table: pd.DataFrame, columns: list[str], scales: dict[str, Scale]) -> np.ndarray:
+    """Robustly standardised numeric features, missing cells at the median (for scoring only)."""
+    parts = []
+    for col in columns:
+        scale = scales[col]
+        centred = table[col].astype(float).fillna(scale.center) - scale.center
+        parts.append(centred.to_numpy() / (scale.spread or 1.0))
+    return np.column_stack(parts)
+
+
+def row_scores(x: np.ndarray, params: OutliersParams, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Outlier score per row (higher is more unusual) and which rows are outliers."""
+    if params.method == "isolation_forest":
+        model = IsolationForest(contamination=params.contamination, random_state=seed, n_jobs=1)
+        labels = model.fit_predict(x)
+        return -model.score_samples(x), labels == -1
+    lof = LocalOutlierFactor(n_neighbors=min(20, len(x) - 1), contamination=params.contamination)
+    labels = lof.fit_predict(x)
+    return -lof.negative_outlier_factor_, labels == -1
+
+
+def apply_action(
+    table: pd.DataFrame, flags: Flags, scales: dict[str, Scale], params: OutliersParams
+) -> pd.DataFrame:
+    """The new table: unchanged, rows dropped, flagged cells blanked, or values clipped."""
+    out = table.copy()
+    rows = flags.cells.any(axis=1)
+    if params.action == "drop":
+        return out.loc[~rows]
+    for col in flags.cells.columns:
+        hit = flags.cells[col]
+        if params.action == "set_missing" and hit.any():
+            out[col] = out[col].mask(hit)
+        elif params.action == "clip":
+            targets = rows if flags.row_scores is not None else hit
+            if targets.any():
+                values = out[col].astype(float)  # a clipped bound need not be a whole number
+                out[col] = values.where(~targets, clip_values(values, scales[col], col, params))
+    return out
+
+
+def clip_values(series: pd.Series, scale: Scale, col: str, params: OutliersParams) -> pd.Series:
+    """``series`` clipped to the robust bounds (median ± threshold * spread), then to the rule range."""
+    clipped = series.astype(float)
+    if params.method != "rules" and scale.spread > 0:
+        bound = params.threshold * scale.spread
+        clipped = clipped.clip(scale.center - bound, scale.center + bound)
+    low, high = params.ranges.get(col, (None, None))
+    return clipped.clip(low, high)
+
+
+def _result(
+    table: pd.DataFrame,
+    out: pd.DataFrame,
+    flags: Flags,
+    scales: dict[str, Scale],
+    skipped: list[dict[str, str]],
+    params: OutliersParams,
+) -> ToolResult:
+    cells = flags.cells
+    per_column = {str(c): int(n) for c, n in cells.sum().items() if n}
+    flagged_rows = int(cells.any(axis=1).sum())
+    entries = flagged_entries(table, flags, scales)
+    findings = {
+        "method": params.method,
+        "action": params.action,
+        "flagged_rows": flagged_rows,
+        "flagged_cells": int(cells.to_numpy().sum()),
+        "per_column": per_column,
+        "rows": entries[:ROW_CAP],
+        "skipped": skipped,
+    }
+    metrics = {
+        "flagged_rows": float(flagged_rows),
+        "flagged_cells": float(findings["flagged_cells"]),
+        "rows_dropped": float(len(table) - len(out)),
+        "cells_changed": float(_cells_changed(table, out, list(cells.columns))),
+    }
+    return ToolResult(
+        summary=_summary(findings, params, len(table) - len(out)),
+        table=out,
+        findings=findings,
+        metrics=metrics,
+        charts=_charts(per_column, flags.row_scores),
+    )
+
+
+def flagged_entries(table: pd.DataFrame, flags: Flags, scales: dict[str, Scale]) -> list[dict]:
+    """One entry per flagged cell, the most extreme first."""
+    entries = []
+    for col in flags.cells.columns:
+        z = robust_z(table[col], scales[col])
+        for row in flags.cells.index[flags.cells[col]]:
+            score = flags.row_scores[row] if flags.row_scores is not None else z[row]
+            entries.append(
+                {
+                    "row": json_value(row),
+                    "column": str(col),
+                    "value": float(table.at[row, col]),
+                    "score": round(float(score), 4),
+                    "reason": flags.reasons[(row, col)],
+                }
+            )
+    return sorted(entries, key=lambda e: -e["score"])
+
+
+def _cells_changed(table: pd.DataFrame, out: pd.DataFrame, columns: list[str]) -> int:
+    """Cells of the kept rows whose value changed (missing equals missing)."""
+    before = table.loc[out.index, columns].to_numpy(dtype=float, na_value=np.nan)
+    after = out[columns].to_numpy(dtype=float, na_value=np.nan)
+    same = (before == after) | (np.isnan(before) & np.isnan(after))
+    return int((~same).sum())
+
+
+def _summary(findings: dict, params: OutliersParams, dropped: int) -> str:
+    how = METHOD_WORDS[params.method]
+    if params.ranges and params.method != "rules":
+        how += " and the domain rules"
+    if not findings["flagged_cells"]:
+        return f"No outliers found by {how} in the checked columns; the table is unchanged."
+    found = (
+        f"{plural(findings['flagged_cells'], 'outlying value')} in {plural(findings['flagged_rows'], 'row')}"
+    )
+    text = f"Found {found} by {how}: {counts_text(findings['per_column'])}."
+    worst = findings["rows"][0]
+    text += f" The most extreme is {worst['column']} = {worst['value']:g} in row {worst['row']}"
+    text += f" ({worst['reason']})."
+    action = {
+        "flag": " Nothing was changed.",
+        "drop": f" Dropped {plural(dropped, 'row')}.",
+        "set_missing": " The flagged values were set to missing so that impute can fill them.",
+        "clip": " The flagged values were clipped to the robust bounds or the rule range.",
+    }
+    return text + action[params.action]
+
+
+def _charts(per_column: dict[str, int], scores: pd.Series | None) -> list[Chart]:
+    charts = []
+    if per_column:
+        charts.append(
+            Chart(
+                "bar", "Outlying values per column", list(per_column), [float(v) for v in per_column.values()]
+            )
+        )
+    if scores is not None:
+        counts, edges = np.histogram(scores.to_numpy(), bins=20)
+        labels = [f"{edges[i]:.2f}" for i in range(len(counts))]
+        charts.append(
+            Chart("histogram", "Row outlier scores", labels, [float(c) for c in counts], "score", "rows")
+        )
+    return charts
