@@ -1,0 +1,439 @@
+"""coerce_types: give every column the type it really has, turning missing codes,
+units and impossible values into honest missing cells.
+
+What each type does to a column (every type first turns its sentinel codes into
+missing; a code matches after trimming, in any case, and a numeric code also
+matches by value, so ``-999`` matches ``-999.0``):
+
+- **numeric**: the unit ("kg", "$", "%") is stripped from the start or end of
+  each cell, thousands commas are dropped, and the rest is read as a number
+  (float64; "12%" becomes 12). Values outside ``[min, max]`` become missing and
+  are counted apart from cells that do not parse.
+- **boolean**: yes/y/true/t/1 become 1.0 and no/n/false/f/0 become 0.0 (any
+  case), stored as float64 so that imputers and models see a number; True/False
+  and 0/1 columns are mapped the same way, so train and new data agree.
+- **datetime**: text is parsed as dates (mixed formats allowed) into
+  ``datetime64[us]``; time zones are converted to UTC. Expanding dates into
+  features is left to later steps.
+- **categorical**, **text**: values are kept (numbers stay numbers); text
+  columns take the string dtype.
+
+A cell that is present but cannot be converted becomes missing and is reported
+with its row label: nothing is lost silently.
+
+With no ``columns`` the schema of every column comes from
+:func:`tools.feature_types.profile_table`: numbers stored as text become numeric,
+detected codes become missing, units are stripped, yes/no columns become 1/0,
+date text becomes dates. An entry in ``columns`` overrides that inference only
+in the fields it sets (``{"age": {"min": 0, "max": 120}}`` keeps the detected
+type, codes and unit). Identifier columns are never touched; the target keeps
+its values, except that its sentinel codes (a ``?`` label) become missing.
+
+``fitted`` is the full explicit schema that was applied, so ``reapply`` repeats
+exactly the same casts on new data without inferring anything again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from tools.base import Chart, Tool, ToolContext, ToolParams, ToolResult
+from tools.feature_types import profile_table
+
+ColumnType = Literal["numeric", "categorical", "boolean", "datetime", "text"]
+_EXAMPLES = 10
+_MOSTLY_UNCONVERTIBLE = 0.5
+
+
+class ColumnSchema(BaseModel):
+    """How one column should be read; a field left null keeps what the profile found."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: ColumnType | None = Field(
+        None, description="Type to convert the column to; null keeps the type the profile detects."
+    )
+    sentinels: list[str] | None = Field(
+        None,
+        description="Cell values that mean 'missing', e.g. ['?', '-999', 'unknown'] (matched after "
+        "trimming, in any case; numeric codes also by value). Null keeps the detected codes; [] means none.",
+    )
+    unit: str | None = Field(
+        None,
+        description="Unit written in the cells to strip before reading numbers, e.g. 'kg' or '$' "
+        "(numeric only). Null keeps the detected unit; '' means none.",
+    )
+    min: float | None = Field(
+        None, description="Smallest valid value (numeric only); smaller values become missing."
+    )
+    max: float | None = Field(
+        None, description="Largest valid value (numeric only); larger values become missing."
+    )
+
+
+class CoerceTypesParams(ToolParams):
+    columns: dict[str, ColumnSchema] = Field(
+        default_factory=dict,
+        description="Per-column schema overrides, keyed by column name, e.g. "
+        "{'age': {'type': 'numeric', 'min': 0, 'max': 120}}. Empty: infer every column's schema.",
+    )
+    infer: bool = Field(
+        True,
+        description="Also infer and apply the schema of the columns not listed in `columns`; "
+        "false changes only the listed columns.",
+    )
+
+
+def reapply_coerce_types(table: pd.DataFrame, fitted: dict) -> pd.DataFrame:
+    """Apply the schema in ``fitted["columns"]`` to ``table`` (a copy is returned).
+
+    Each entry: ``type`` (numeric, categorical, boolean, datetime, text, or null
+    to keep the values), ``sentinels``, ``unit``, ``min``, ``max`` and ``role``
+    ("feature" or "target"; new data may come without its target column).
+    Self-contained: its source is copied into the exported pipeline.
+    """
+    import re
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+
+    def is_number(col: pd.Series) -> bool:
+        return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+
+    def drop_codes(col: pd.Series, sentinels: list[str]) -> pd.Series:
+        codes = [str(c).strip().lower() for c in sentinels]
+        values = pd.to_numeric(pd.Series(codes, dtype="str"), errors="coerce").dropna().tolist()
+        if is_number(col):
+            return col.mask(col.isin(values))
+        keys = col.astype("str").str.strip().str.lower()
+        is_code = keys.isin(codes)
+        if values:
+            is_code |= pd.to_numeric(keys, errors="coerce").isin(values)
+        return col.mask(is_code) if is_code.any() else col
+
+    def to_numbers(col: pd.Series, unit: str | None) -> pd.Series:
+        if is_number(col):
+            return col.astype("float64")
+        if pd.api.types.is_timedelta64_dtype(col):
+            return col.dt.total_seconds()
+        text = col.astype("str").str.strip()
+        if unit:
+            text = text.str.replace(rf"(?i)^{re.escape(unit)}\s*|\s*{re.escape(unit)}$", "", regex=True)
+        if text.str.contains(",", regex=False).any():
+            text = text.str.replace(r"(?<=\d),(?=\d{3}(?!\d))", "", regex=True).str.strip()
+        numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+        return numbers.where(np.isfinite(numbers))
+
+    def to_booleans(col: pd.Series) -> pd.Series:
+        words = {"yes": 1.0, "y": 1.0, "true": 1.0, "t": 1.0, "1": 1.0, "1.0": 1.0}
+        words |= {"no": 0.0, "n": 0.0, "false": 0.0, "f": 0.0, "0": 0.0, "0.0": 0.0}
+        return col.astype("str").str.strip().str.lower().map(words).astype("float64")
+
+    def to_dates(col: pd.Series) -> pd.Series:
+        if pd.api.types.is_datetime64_any_dtype(col):
+            return pd.to_datetime(col, utc=True).dt.tz_localize(None).astype("datetime64[us]")
+        codes, uniques = pd.factorize(col.astype("str").str.strip())  # parse each distinct text once
+        text = pd.Series(uniques, dtype="str")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+            other = parsed.isna().to_numpy()
+            if other.any():
+                parsed[other] = pd.to_datetime(text[other], format="mixed", errors="coerce", utc=True)
+        values = parsed.dt.tz_localize(None).astype("datetime64[us]").to_numpy()
+        dates = np.where(codes >= 0, values[codes], np.datetime64("NaT", "us"))
+        return pd.Series(dates, index=col.index, name=col.name, dtype="datetime64[us]")
+
+    out = table.copy()
+    for name, spec in fitted["columns"].items():
+        if name not in out.columns:
+            if spec.get("role") == "target":
+                continue
+            raise ValueError(f"column {name!r} is missing from the data; the pipeline expects it")
+        col = drop_codes(out[name], spec.get("sentinels") or [])
+        kind = spec.get("type")
+        if kind == "numeric":
+            col = to_numbers(col, spec.get("unit"))
+            low, high = spec.get("min"), spec.get("max")
+            col = col.mask(col < low) if low is not None else col
+            col = col.mask(col > high) if high is not None else col
+        elif kind == "boolean":
+            col = to_booleans(col)
+        elif kind == "datetime":
+            col = to_dates(col)
+        elif kind in ("categorical", "text") and pd.api.types.is_object_dtype(col):
+            col = col.astype("str")
+        out[name] = col
+    return out
+
+
+def infer_schema(profile: dict[str, Any], target: str | None, id_columns: list[str]) -> dict[str, dict]:
+    """The schema the profile implies: what to convert, which codes, which unit.
+
+    Identifiers and constant columns are left out; the target only has its codes.
+    """
+    schema: dict[str, dict] = {}
+    for name, col in profile["columns"].items():
+        if col["type"] == "identifier" or name in id_columns:
+            continue
+        if name == target:
+            if col["sentinels"]:
+                schema[name] = _spec(None, col["sentinels"], role="target")
+            continue
+        if col["type"] == "constant":
+            continue
+        kind = "numeric" if col["numeric_as_text"] else col["type"]
+        schema[name] = _spec(kind, col["sentinels"], unit=col["unit"] if kind == "numeric" else None)
+    return schema
+
+
+def _spec(
+    kind: str | None,
+    sentinels: list[str],
+    unit: str | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    role: str = "feature",
+) -> dict[str, Any]:
+    spec = {"type": kind, "sentinels": list(sentinels), "unit": unit or None, "min": low, "max": high}
+    return spec | {"role": role}
+
+
+def build_schema(
+    table: pd.DataFrame, params: CoerceTypesParams, ctx: ToolContext, profile: dict[str, Any]
+) -> dict[str, dict]:
+    """The explicit schema to apply: the inferred one, overridden by ``params.columns``."""
+    unknown = [c for c in params.columns if c not in set(map(str, table.columns))]
+    if unknown:
+        known = ", ".join(map(str, table.columns))
+        raise ValueError(f"column(s) {unknown} in `columns` are not in the table; pick from: {known}")
+    inferred = infer_schema(profile, ctx.target, ctx.id_columns) if params.infer else {}
+    schema: dict[str, dict] = {}
+    for col in map(str, table.columns):
+        entry = params.columns.get(col)
+        if entry is not None:
+            schema[col] = _override(col, profile["columns"][col], inferred.get(col), entry, ctx)
+        elif col in inferred:
+            schema[col] = inferred[col]
+    return schema
+
+
+def _override(
+    name: str, profile: dict[str, Any], inferred: dict | None, entry: ColumnSchema, ctx: ToolContext
+) -> dict[str, Any]:
+    """Merge one user entry into the inferred schema, refusing what makes no sense."""
+    if name in ctx.id_columns or (profile["type"] == "identifier" and entry.type is None):
+        raise ValueError(
+            f"column {name!r} is an identifier, which coerce_types leaves alone; remove it from "
+            "`columns` (or give it a type if it is not an identifier)"
+        )
+    role = "target" if name == ctx.target else "feature"
+    if role == "target" and (entry.type, entry.unit, entry.min, entry.max) != (None, None, None, None):
+        raise ValueError(
+            f"column {name!r} is the target: coerce_types only turns its sentinel codes into missing; "
+            "set only `sentinels` for it"
+        )
+    base = inferred or _spec(_castable(profile, role), profile["sentinels"], role=role)
+    spec = base | {k: v for k, v in entry.model_dump().items() if v is not None}
+    spec["unit"] = spec["unit"] or None
+    _check_numeric_only(name, spec, entry)
+    return spec
+
+
+def _castable(profile: dict[str, Any], role: str) -> str | None:
+    if role == "target" or profile["type"] in ("identifier", "constant"):
+        return None
+    return "numeric" if profile["numeric_as_text"] else profile["type"]
+
+
+def _check_numeric_only(name: str, spec: dict[str, Any], entry: ColumnSchema) -> None:
+    if spec["type"] != "numeric":
+        if entry.unit or entry.min is not None or entry.max is not None:
+            raise ValueError(
+                f"column {name!r}: unit, min and max only apply to numeric columns, and it is "
+                f"{spec['type'] or 'kept as it is'}; set type 'numeric' or drop them"
+            )
+        spec["unit"] = None
+    if spec["min"] is not None and spec["max"] is not None and spec["min"] > spec["max"]:
+        raise ValueError(f"column {name!r}: min {spec['min']} is above max {spec['max']}; swap them")
+
+
+def measure(table: pd.DataFrame, out: pd.DataFrame, schema: dict[str, dict]) -> list[dict[str, Any]]:
+    """What the schema did to each column, measured by re-running the same transform.
+
+    A pass with codes only tells which cells were sentinels; a pass without the
+    ranges tells which cells parsed but fell outside them; the rest of the cells
+    that were present and are now missing could not be converted.
+    """
+    cols = list(schema)
+    codes_only = {c: s | {"type": None, "min": None, "max": None} for c, s in schema.items()}
+    coded_out = reapply_coerce_types(table[cols], {"columns": codes_only})
+    ranged = [c for c, s in schema.items() if s["min"] is not None or s["max"] is not None]
+    unbounded = out[cols].copy()
+    if ranged:
+        open_ends = {c: schema[c] | {"min": None, "max": None} for c in ranged}
+        unbounded[ranged] = reapply_coerce_types(table[ranged], {"columns": open_ends})[ranged]
+    return [
+        _column_report(c, schema[c], table[c], out[c], coded_out[c].isna(), unbounded[c].notna())
+        for c in cols
+    ]
+
+
+def _column_report(
+    name: str, spec: dict, before: pd.Series, after: pd.Series, coded_na: pd.Series, parsed: pd.Series
+) -> dict[str, Any]:
+    present = before.notna()
+    coded = present & coded_na
+    out_of_range = parsed & after.isna()
+    unconvertible = present & ~coded & ~parsed
+    return {
+        "column": name,
+        "role": spec["role"],
+        "from_dtype": str(before.dtype),
+        "to_dtype": str(after.dtype),
+        "to_type": spec["type"] or "kept",
+        "changed": not after.equals(before),
+        "sentinels": spec["sentinels"],
+        "sentinels_replaced": int(coded.sum()),
+        "unit": spec["unit"],
+        "unit_stripped": _unit_cells(before[present & ~coded], spec["unit"]),
+        "min": spec["min"],
+        "max": spec["max"],
+        "out_of_range": int(out_of_range.sum()),
+        "out_of_range_examples": _examples(before[out_of_range]),
+        "unconvertible": int(unconvertible.sum()),
+        "unconvertible_examples": _examples(before[unconvertible]),
+    }
+
+
+def _unit_cells(values: pd.Series, unit: str | None) -> int:
+    """Cells written with ``unit`` before or after the number."""
+    if not unit or pd.api.types.is_numeric_dtype(values):
+        return 0
+    keys = values.astype("str").str.strip().str.lower()
+    return int((keys.str.startswith(unit.lower()) | keys.str.endswith(unit.lower())).sum())
+
+
+def _examples(values: pd.Series) -> list[dict[str, Any]]:
+    """The first few affected cells as ``{"row": index label, "value": the cell as written}``."""
+    head = values.head(_EXAMPLES)
+    return [
+        {"row": _json_label(r), "value": str(v)}
+        for r, v in zip(head.index.tolist(), head.tolist(), strict=True)
+    ]
+
+
+def _json_label(label: Any) -> Any:
+    return label if isinstance(label, (str, int, float, bool)) or label is None else str(label)
+
+
+def _refuse_mostly_unconvertible(reports: list[dict[str, Any]], table: pd.DataFrame) -> None:
+    """A cast that would wipe out most of a column is a wrong type, not dirty data."""
+    for r in reports:
+        others = int(table[r["column"]].notna().sum()) - r["sentinels_replaced"]
+        if others and r["unconvertible"] > _MOSTLY_UNCONVERTIBLE * others:
+            example = r["unconvertible_examples"][0]["value"]
+            raise ValueError(
+                f"column {r['column']!r}: {r['unconvertible']} of {others} values cannot be read as "
+                f"{r['to_type']} (e.g. {example!r}); choose another type for it"
+            )
+
+
+def summarise(reports: list[dict[str, Any]], n_columns: int) -> str:
+    changed = [r for r in reports if r["changed"]]
+    if not changed:
+        return f"All {n_columns} columns already had the types and codes of the schema; nothing changed."
+    parts = [f"Converted {len(changed)} of {n_columns} columns: " + "; ".join(map(_phrase, changed)) + "."]
+    lost = [r for r in changed if r["out_of_range"] or r["unconvertible"]]
+    if lost:
+        n_range = sum(r["out_of_range"] for r in lost)
+        n_bad = sum(r["unconvertible"] for r in lost)
+        examples = "; ".join(map(_loss_phrase, lost[:3]))
+        parts.append(
+            f"{_n(n_range, 'value')} outside the valid range and {_n(n_bad, 'cell')} that could not "
+            f"be converted are now missing ({examples})."
+        )
+    return " ".join(parts)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _phrase(r: dict[str, Any]) -> str:
+    codes = f"{', '.join(map(repr, r['sentinels'][:3]))} code"
+    if r["role"] == "target":
+        return (
+            f"target {r['column']}: {_n(r['sentinels_replaced'], codes)} set missing, other labels unchanged"
+        )
+    done = {"numeric": "to numbers", "boolean": "to 1/0", "datetime": "to dates"}
+    if r["to_type"] in ("categorical", "text") and r["from_dtype"] != r["to_dtype"]:
+        done[r["to_type"]] = "to strings"
+    details = []
+    if r["sentinels_replaced"]:
+        details.append(f"{_n(r['sentinels_replaced'], codes)} set missing")
+    if r["unit_stripped"]:
+        details.append(f"{r['unit']!r} stripped from {_n(r['unit_stripped'], 'cell')}")
+    text = f"{r['column']} {done.get(r['to_type'], '')}".strip()
+    return text + (f" ({', '.join(details)})" if details else "")
+
+
+def _loss_phrase(r: dict[str, Any]) -> str:
+    examples = [*r["out_of_range_examples"][:1], *r["unconvertible_examples"][:1]]
+    return f"{r['column']}: " + ", ".join(f"{e['value']!r} in row {e['row']}" for e in examples)
+
+
+def coerce_metrics(reports: list[dict[str, Any]]) -> dict[str, float]:
+    total = {k: float(sum(r[k] for r in reports)) for k in ("sentinels_replaced", "unit_stripped")}
+    total |= {k: float(sum(r[k] for r in reports)) for k in ("out_of_range", "unconvertible")}
+    total["columns_changed"] = float(sum(r["changed"] for r in reports))
+    total["cells_set_missing"] = total["sentinels_replaced"] + total["out_of_range"] + total["unconvertible"]
+    return total
+
+
+class CoerceTypes(Tool):
+    name = "coerce_types"
+    description = (
+        "Convert columns to their real types: numbers stored as text to numbers (units such as 'kg' or "
+        "'$' stripped), yes/no to 1/0, date text to dates, and sentinel codes such as '?', 'NA' or -999 "
+        "to missing. Domain ranges (e.g. age 0..120) turn impossible values into missing. Every cell "
+        "that becomes missing is counted and shown; identifiers are untouched and the target keeps its "
+        "values. Re-applies to new data."
+    )
+    category = "schema"
+    mutates = True
+    Params = CoerceTypesParams
+    reapply = staticmethod(reapply_coerce_types)
+
+    def run(self, table: pd.DataFrame, params: CoerceTypesParams, ctx: ToolContext) -> ToolResult:
+        ctx.progress(0.0, "profiling the columns")
+        profile = profile_table(table, ctx.target, ctx.id_columns, ctx.task)
+        ctx.check_cancelled()
+        schema = build_schema(table, params, ctx, profile)
+        fitted = {"columns": schema}
+        ctx.progress(0.5, f"converting {len(schema)} columns")
+        out = reapply_coerce_types(table, fitted)
+        ctx.check_cancelled()
+        reports = measure(table, out, schema)
+        _refuse_mostly_unconvertible(reports, table)
+        lost = [r for r in reports if r["changed"]]
+        chart = Chart(
+            "bar",
+            "Cells set missing per column",
+            [r["column"] for r in lost],
+            [float(r["sentinels_replaced"] + r["out_of_range"] + r["unconvertible"]) for r in lost],
+            "column",
+            "cells",
+        )
+        return ToolResult(
+            summary=summarise(reports, table.shape[1]),
+            table=out,
+            findings={"columns": reports, "changed_columns": [r["column"] for r in lost]},
+            metrics=coerce_metrics(reports),
+            charts=[chart] if lost else [],
+            fitted=fitted,
+        )

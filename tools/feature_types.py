@@ -1,0 +1,541 @@
+"""feature_types: what each column is, how much of it is missing, and the profile
+the coordinator plans from.
+
+Type rules, in order; the first that applies wins:
+
+1. **identifier**: declared in ``ctx.id_columns``; or at least 95 % distinct
+   whole-number or text values whose name reads as an id (``id``, ``*_id``,
+   ``PatientID``, ``case_no``) or whose cells are shaped like ids (codes such as
+   ``R00012``, UUIDs, hex digests, or a run of consecutive integers like 1..n).
+2. **constant**: at most one distinct value once missing cells and sentinel codes
+   are set aside (an all-missing column is constant too: it carries nothing).
+3. **boolean**: stored as booleans; only the numbers 0 and 1; or text words all
+   from a yes/no vocabulary (yes/no, y/n, true/false, t/f, 1/0, any case). Other
+   two-valued text, such as ``M``/``F``, is categorical.
+4. **datetime**: stored as dates; or text of which at least 95 % of a sample of
+   2,000 cells contains a digit and parses as a date. Numbers are never dates.
+5. **text**: strings, more than half of them distinct, averaging at least 3 words
+   or 30 characters per cell (on a sample).
+6. **categorical**: other strings; whole numbers with at most 20 distinct values
+   that are also at most 5 % of the non-missing cells.
+7. **numeric**: the remaining number-like columns, stored as numbers or as text.
+   A text column is ``numeric_as_text`` when at least 95 % of its non-sentinel
+   cells parse as numbers once one common unit ("kg", "$", "%") is stripped; a
+   unit counts when at least 5 % of the cells carry it. Text "0"/"1" columns
+   are numbers first, so rules 3 and 6 apply to them as to stored numbers.
+
+Sentinels are cells that mean "missing": words such as ``?``, ``NA``, ``unknown``
+or an empty cell in any column, nines codes such as ``-999`` in text columns, and
+numbers that stand out from a numeric column's distribution (see
+:func:`tools.typing_rules.numeric_sentinels`). ``missing`` counts both.
+
+Everything is vectorised over each column's distinct values; date parsing, word
+counts and id shapes are judged on a sample, so a 1M-row table takes seconds.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from tools.base import Chart, SemanticType, Task, Tool, ToolContext, ToolParams, ToolResult
+from tools.typing_rules import (
+    boolean_words,
+    code_shaped_share,
+    dominant_unit,
+    format_number,
+    is_sentinel_word,
+    looks_like_id_name,
+    numeric_sentinels,
+    parse_numbers,
+)
+
+SAMPLE_CELLS = 2000
+TYPES: tuple[str, ...] = get_args(SemanticType)
+_MAX_CLASS_COUNTS = 50
+
+
+@dataclass
+class ColumnFacts:
+    """What one pass over a column learns; the type rules read only this.
+
+    ``counts`` maps each valid distinct value (stripped text, or a float for
+    number-like columns) to its number of cells, commonest first. Valid means
+    neither missing, nor a sentinel, nor an unparseable cell of a number column.
+    """
+
+    dtype: str
+    n_rows: int
+    n_na: int
+    kind: Literal["bool", "number", "datetime", "string"]
+    counts: pd.Series
+    sentinels: dict[str, int] = field(default_factory=dict)
+    numbers: np.ndarray | None = None
+    numeric_as_text: bool = False
+    unit: str | None = None
+    unparseable: int = 0
+
+    @property
+    def n_valid(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def n_unique(self) -> int:
+        return len(self.counts)
+
+    @property
+    def missing(self) -> int:
+        return self.n_na + sum(self.sentinels.values())
+
+
+def column_facts(series: pd.Series) -> ColumnFacts:
+    """Sentinels, numbers and distinct-value counts of one column."""
+    base: dict[str, Any] = {
+        "dtype": str(series.dtype),
+        "n_rows": len(series),
+        "n_na": int(series.isna().sum()),
+    }
+    present = series.dropna()
+    if ptypes.is_bool_dtype(series):
+        return ColumnFacts(**base, kind="bool", counts=present.astype(bool).value_counts())
+    if ptypes.is_datetime64_any_dtype(series):
+        return ColumnFacts(**base, kind="datetime", counts=present.value_counts())
+    if ptypes.is_timedelta64_dtype(series):
+        present = present.dt.total_seconds()
+    if ptypes.is_numeric_dtype(present) and not ptypes.is_complex_dtype(present):
+        return _with_numeric_sentinels(ColumnFacts(**base, kind="number", counts=pd.Series()), present)
+    return _string_facts(present.astype("str"), base)
+
+
+def _with_numeric_sentinels(facts: ColumnFacts, numbers: pd.Series) -> ColumnFacts:
+    """Fill ``numbers``/``counts`` from parsed values, setting number codes such as 9999 aside."""
+    values = numbers.to_numpy(dtype=float)
+    uniq, n_cells = np.unique(values, return_counts=True)
+    order = np.argsort(-n_cells, kind="stable")
+    counts = pd.Series(n_cells[order], index=uniq[order])
+    found = numeric_sentinels(values, len(counts))
+    if found:
+        values = values[~np.isin(values, list(found))]
+        counts = counts.drop(list(found))
+        if facts.kind == "number":
+            facts.sentinels.update({format_number(v): c for v, c in found.items()})
+    facts.numbers, facts.counts = values, counts
+    return facts
+
+
+def _string_facts(text: pd.Series, base: dict[str, Any]) -> ColumnFacts:
+    raw = text.value_counts()
+    keys = pd.Series(raw.index, dtype="str").str.strip()
+    counts = pd.Series(raw.to_numpy(), index=keys.to_numpy())
+    if not keys.equals(pd.Series(raw.index, dtype="str")):
+        counts = counts.groupby(level=0).sum().sort_values(ascending=False, kind="stable")
+    words = is_sentinel_word(pd.Series(counts.index, dtype="str")).to_numpy()
+    facts = ColumnFacts(**base, kind="string", counts=counts[~words], sentinels=_as_dict(counts[words]))
+    parsed, facts.unit = numbers_in_text(facts.counts)
+    if parsed is None:
+        nines = _nines_codes(facts.counts)
+        facts.sentinels.update(_as_dict(facts.counts[nines]))
+        facts.counts = facts.counts[~nines]
+        facts.unit = None
+        return facts
+    return _numeric_text_facts(facts, parsed)
+
+
+def _numeric_text_facts(facts: ColumnFacts, parsed: pd.Series) -> ColumnFacts:
+    """A text column of numbers: parsed values, unparseable cells, number codes as sentinels."""
+    text_counts = facts.counts
+    ok = parsed.notna().to_numpy()
+    facts.numeric_as_text = True
+    facts.unparseable = int(text_counts[~ok].sum())
+    cells = np.repeat(parsed[ok].to_numpy(), text_counts[ok].to_numpy())
+    _with_numeric_sentinels(facts, pd.Series(cells))
+    coded = ok & ~parsed.isin(facts.counts.index).to_numpy()
+    facts.sentinels.update(_as_dict(text_counts[coded]))
+    return facts
+
+
+def numbers_in_text(counts: pd.Series) -> tuple[pd.Series | None, str | None]:
+    """Each distinct text value of ``counts`` as a number, and the unit stripped to get it.
+
+    ``(None, None)`` unless at least 95 % of the cells parse. A unit counts only
+    when at least 5 % of the cells carry it. A sample decides first, so a column
+    of words costs one small parse.
+    """
+    if not len(counts):
+        return None, None
+    sample = cell_sample(counts).value_counts()
+    keys = pd.Series(sample.index, dtype="str")
+    plain = parse_numbers(keys, None).notna().to_numpy()
+    unit = None if plain.all() else dominant_unit(keys[~plain], sample[~plain], 0.05 * sample.sum())
+    if _share(parse_numbers(keys, unit).notna().to_numpy(), sample.to_numpy()) < 0.9:
+        return None, None
+    parsed = parse_numbers(pd.Series(counts.index, dtype="str"), unit)
+    if _share(parsed.notna().to_numpy(), counts.to_numpy()) < 0.95:
+        return None, None
+    return pd.Series(parsed.to_numpy(), index=counts.index), unit
+
+
+def _nines_codes(counts: pd.Series) -> np.ndarray:
+    """Which text values are nines codes such as ``-9``, ``-999`` or ``9999``.
+
+    Only for text that is not numbers; there two-digit ``99`` may be a real label.
+    """
+    keys = pd.Series(counts.index, dtype="str")
+    return keys.str.fullmatch(r"(?:-9{1,7}|\+?9{3,7})(?:\.0*)?").to_numpy(dtype=bool)
+
+
+def cell_sample(counts: pd.Series, size: int = SAMPLE_CELLS) -> pd.Series:
+    """Up to ``size`` cells drawn (deterministically) from distinct values and their counts."""
+    weights = counts.to_numpy()
+    total = weights.sum()
+    if total <= size:
+        positions = np.repeat(np.arange(len(weights)), weights)
+    else:
+        positions = np.random.default_rng(0).choice(len(weights), size=size, p=weights / total)
+    return pd.Series(counts.index[positions])
+
+
+def _share(mask: np.ndarray, weights: np.ndarray) -> float:
+    total = weights.sum()
+    return float(weights[mask].sum() / total) if total else 0.0
+
+
+def _as_dict(counts: pd.Series) -> dict[str, int]:
+    return {str(k): int(v) for k, v in counts.items()}
+
+
+def classify(name: str, facts: ColumnFacts, declared_id: bool = False) -> tuple[str, str]:
+    """The semantic type of a column and one sentence of evidence for it."""
+    if declared_id:
+        return "identifier", "Declared as an identifier column."
+    if facts.n_unique <= 1:
+        return "constant", _constant_evidence(facts)
+    id_evidence = _identifier_evidence(name, facts)
+    if id_evidence:
+        return "identifier", id_evidence
+    if facts.kind == "bool":
+        return "boolean", f"Stored as true/false values ({_top_text(facts)})."
+    if facts.kind == "datetime":
+        return "datetime", f"Stored as dates, from {facts.counts.index.min()} to {facts.counts.index.max()}."
+    if facts.numbers is not None:
+        return _number_type(facts)
+    return _string_type(facts)
+
+
+def _constant_evidence(facts: ColumnFacts) -> str:
+    if not facts.n_unique:
+        return f"All {facts.n_rows} cells are missing."
+    value = _label(facts.counts.index[0])
+    return f"Only one distinct value ({value!r}) in {facts.n_valid} non-missing cells."
+
+
+def _identifier_evidence(name: str, facts: ColumnFacts) -> str | None:
+    n_valid, n_unique = facts.n_valid, facts.n_unique
+    if facts.kind not in ("number", "string") or n_valid < 3 or n_unique < 0.95 * n_valid:
+        return None
+    unique = f"{n_unique} distinct values in {n_valid} cells ({100 * n_unique / n_valid:.0f}% unique)"
+    if facts.numbers is not None:
+        values = facts.numbers
+        if not np.array_equal(values, np.round(values)):
+            return None
+        if looks_like_id_name(name):
+            return f"{unique}, whole numbers, and the name {name!r} reads as an identifier."
+        low, high = values.min(), values.max()
+        if n_unique == n_valid and high - low + 1 == n_unique:
+            return f"{unique}: the consecutive integers {format_number(low)}..{format_number(high)}."
+        return None
+    if looks_like_id_name(name):
+        return f"{unique}, and the name {name!r} reads as an identifier."
+    sample = cell_sample(facts.counts).astype("str")
+    if code_shaped_share(sample) >= 0.95:
+        return f"{unique}, shaped like identifier codes such as {sample.iloc[0]!r}."
+    return None
+
+
+def _number_type(facts: ColumnFacts) -> tuple[str, str]:
+    values = facts.numbers
+    assert values is not None
+    how = ""
+    if facts.numeric_as_text:
+        how = " stored as text" + (f" with unit {facts.unit!r}" if facts.unit else "")
+    if facts.n_unique == 2 and set(facts.counts.index) == {0.0, 1.0}:
+        return "boolean", f"Only the numbers 0 and 1{how} ({_top_text(facts)})."
+    integral = np.array_equal(values, np.round(values))
+    if integral and facts.n_unique <= 20 and facts.n_unique <= 0.05 * facts.n_valid:
+        return "categorical", (
+            f"Whole numbers{how} with only {facts.n_unique} distinct values in "
+            f"{facts.n_valid} cells ({_top_text(facts)})."
+        )
+    if facts.numeric_as_text:
+        parsed = 100 * facts.n_valid / (facts.n_valid + facts.unparseable)
+        how += f" ({parsed:.1f}% of the non-missing cells parse)"
+    return "numeric", (
+        f"Numbers{how}: {facts.n_unique} distinct values from "
+        f"{format_number(values.min())} to {format_number(values.max())}."
+    )
+
+
+def _string_type(facts: ColumnFacts) -> tuple[str, str]:
+    keys = pd.Series(facts.counts.index, dtype="str")
+    if boolean_words(keys):
+        return "boolean", f"Only yes/no words: {_top_text(facts)}."
+    sample = cell_sample(facts.counts).astype("str")
+    dated = _date_share(sample)
+    if dated >= 0.95:
+        return "datetime", f"{100 * dated:.1f}% of {len(sample)} sampled cells parse as dates."
+    unique_ratio = facts.n_unique / facts.n_valid
+    n_words = float(sample.str.split().str.len().mean())
+    n_chars = float(sample.str.len().mean())
+    if unique_ratio > 0.5 and (n_words >= 3 or n_chars >= 30):
+        return "text", (
+            f"Free text: {facts.n_unique} distinct values in {facts.n_valid} cells, "
+            f"{n_words:.1f} words and {n_chars:.0f} characters per cell on average."
+        )
+    return "categorical", f"Text with {facts.n_unique} distinct values ({_top_text(facts)})."
+
+
+def _date_share(sample: pd.Series) -> float:
+    """Share of sampled cells that contain a digit and parse as a date."""
+    if sample.str.contains(r"\d", regex=True).mean() < 0.95:
+        return 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(sample, format="mixed", errors="coerce", utc=True)
+    return float(parsed.notna().mean())
+
+
+def _label(value: object) -> str:
+    """A distinct value as a string label: numbers without a trailing ``.0``."""
+    if isinstance(value, (float, np.floating)):
+        return format_number(float(value))
+    return str(value)
+
+
+def _top_text(facts: ColumnFacts, k: int = 3) -> str:
+    """The commonest values as ``'yes' 152, 'no' 148``."""
+    return ", ".join(f"{_label(v)!r} {int(c)}" for v, c in facts.counts.head(k).items())
+
+
+def numeric_stats(values: np.ndarray) -> dict[str, float | None]:
+    """Five-number summary, mean and standard deviation (``None`` where undefined)."""
+    if not len(values):
+        return dict.fromkeys(("min", "q1", "median", "q3", "max", "mean", "std"))
+    q = np.quantile(values, [0, 0.25, 0.5, 0.75, 1])
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else None
+    stats = dict(zip(("min", "q1", "median", "q3", "max"), q.tolist(), strict=True))
+    stats |= {"mean": float(np.mean(values)), "std": std}
+    return {k: (float(v) if v is not None and np.isfinite(v) else None) for k, v in stats.items()}
+
+
+def column_profile(name: str, series: pd.Series, declared_id: bool = False) -> tuple[dict, ColumnFacts]:
+    """The findings entry of one column, and the facts it was judged from."""
+    facts = column_facts(series)
+    kind, evidence = classify(name, facts, declared_id)
+    sentinels = sorted(facts.sentinels.items(), key=lambda kv: -kv[1])
+    profile: dict[str, Any] = {
+        "type": kind,
+        "evidence": evidence,
+        "dtype": facts.dtype,
+        "missing": facts.missing,
+        "missing_pct": round(100 * facts.missing / facts.n_rows, 2) if facts.n_rows else 0.0,
+        "sentinels": [code for code, _ in sentinels],
+        "sentinel_count": sum(count for _, count in sentinels),
+        "numeric_as_text": facts.numeric_as_text,
+        "unit": facts.unit,
+        "unparseable": facts.unparseable,
+        "n_unique": facts.n_unique,
+    }
+    if kind in ("categorical", "boolean", "constant"):
+        profile["top_values"] = [[_label(v), int(c)] for v, c in facts.counts.head(5).items()]
+    number_like = kind == "numeric" or (facts.numeric_as_text and kind not in ("identifier", "constant"))
+    if facts.numbers is not None and number_like:
+        profile["stats"] = numeric_stats(facts.numbers)
+    return profile, facts
+
+
+def profile_table(
+    table: pd.DataFrame,
+    target: str | None = None,
+    id_columns: Iterable[str] = (),
+    task: Task | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> dict[str, Any]:
+    """The profile of ``table``: exactly the findings of :class:`FeatureTypes`.
+
+    ``suggested_id_columns`` lists columns that look like identifiers and are not
+    already declared in ``id_columns`` (nor the target). ``duplicate_rows`` counts
+    rows equal to an earlier row once every identifier column is set aside.
+    """
+    ids = _check_columns(table, target, id_columns)
+    columns: dict[str, Any] = {}
+    facts: dict[str, ColumnFacts] = {}
+    for i, col in enumerate(table.columns):
+        if progress is not None and i % 5 == 0:
+            progress(i / len(table.columns), f"profiling column {col}")
+        columns[str(col)], facts[str(col)] = column_profile(str(col), table[col], col in ids)
+    id_typed = [c for c in table.columns if columns[str(c)]["type"] == "identifier"]
+    return {
+        "n_rows": len(table),
+        "n_columns": table.shape[1],
+        "columns": columns,
+        "target": _target_profile(target, columns, facts, task) if target is not None else None,
+        "duplicate_rows": count_duplicates(table, id_typed),
+        "suggested_id_columns": [str(c) for c in id_typed if c not in ids and c != target],
+    }
+
+
+def _check_columns(table: pd.DataFrame, target: str | None, id_columns: Iterable[str]) -> set[str]:
+    if not table.columns.is_unique:
+        repeated = sorted({str(c) for c in table.columns[table.columns.duplicated()]})
+        raise ValueError(f"the table has repeated column names {repeated}; rename them so each is unique")
+    ids = set(id_columns)
+    for col in sorted(ids) + ([target] if target is not None else []):
+        if col not in table.columns:
+            raise ValueError(
+                f"column {col!r} is not in the table; columns are {list(map(str, table.columns))}"
+            )
+    return ids
+
+
+def _target_profile(
+    target: str, columns: dict[str, Any], facts: dict[str, ColumnFacts], task: str | None
+) -> dict[str, Any]:
+    """Task, classes and missing labels of the target (class_counts: the 50 commonest)."""
+    profile, target_facts = columns[target], facts[target]
+    task = task or ("regression" if profile["type"] == "numeric" else "classification")
+    info: dict[str, Any] = {"column": target, "task": task, "n_classes": None, "missing": profile["missing"]}
+    if task == "classification":
+        info["n_classes"] = target_facts.n_unique
+        counts = target_facts.counts.head(_MAX_CLASS_COUNTS)
+        info["class_counts"] = {_label(v): int(c) for v, c in counts.items()}
+    return info
+
+
+def count_duplicates(table: pd.DataFrame, ignore: list[str]) -> int:
+    """Rows equal to an earlier row, ignoring ``ignore``, compared by 64-bit row hashes.
+
+    Columns are hashed one at a time, numbers first, and only rows that still
+    have a twin are carried on, so one continuous column settles most tables.
+    """
+    rest = table.drop(columns=ignore)
+    if rest.empty:
+        return 0
+    order = sorted(rest.columns, key=lambda c: not ptypes.is_numeric_dtype(rest[c]))
+    rows = np.arange(len(rest))
+    key = np.zeros(len(rest), dtype=np.uint64)
+    for col in order:
+        key = key * np.uint64(1_000_003) ^ _hash_cells(rest[col].iloc[rows])
+        twins = pd.Series(key).duplicated(keep=False).to_numpy()
+        rows, key = rows[twins], key[twins]
+        if not len(rows):
+            return 0
+    return int(pd.Series(key).duplicated().sum())
+
+
+def _hash_cells(column: pd.Series) -> np.ndarray:
+    try:
+        return pd.util.hash_pandas_object(column, index=False).to_numpy()
+    except TypeError:  # unhashable cells such as lists
+        return pd.util.hash_pandas_object(column.astype("str"), index=False).to_numpy()
+
+
+def summarise(profile: dict[str, Any]) -> str:
+    """One paragraph for a domain expert, with the numbers."""
+    cols = profile["columns"]
+    by_type = Counter(c["type"] for c in cols.values())
+    kinds = ", ".join(f"{by_type[t]} {t}" for t in TYPES if by_type[t]) or "no columns"
+    parts = [f"Profiled {profile['n_rows']} rows and {profile['n_columns']} columns: {kinds}."]
+    as_text = [n for n, c in cols.items() if c["numeric_as_text"] and c["type"] != "identifier"]
+    if as_text:
+        parts.append(f"Numbers are stored as text in {_names(as_text)}.")
+    missing = sum(c["missing"] for c in cols.values())
+    coded = {n: c for n, c in cols.items() if c["sentinel_count"]}
+    if missing:
+        examples = "; ".join(
+            f"{', '.join(map(repr, c['sentinels'][:3]))} in {n}" for n, c in list(coded.items())[:3]
+        )
+        codes = f", {sum(c['sentinel_count'] for c in coded.values())} of them written as codes ({examples})"
+        parts.append(f"{missing} cells are missing{codes if coded else ''}.")
+    else:
+        parts.append("No cell is missing.")
+    target = profile["target"]
+    if target is not None:
+        classes = f", {target['n_classes']} classes" if target["task"] == "classification" else ""
+        parts.append(
+            f"Target {target['column']}: {target['task']}{classes}, {target['missing']} missing labels."
+        )
+    if profile["duplicate_rows"]:
+        parts.append(f"{profile['duplicate_rows']} rows repeat an earlier row exactly (identifiers aside).")
+    if profile["suggested_id_columns"]:
+        parts.append(f"{_names(profile['suggested_id_columns'])} look like identifiers.")
+    return " ".join(parts)
+
+
+def _names(names: list[str], k: int = 4) -> str:
+    shown = ", ".join(names[:k])
+    return shown + (f" and {len(names) - k} more" if len(names) > k else "")
+
+
+def profile_metrics(profile: dict[str, Any]) -> dict[str, float]:
+    cols = profile["columns"].values()
+    by_type = Counter(c["type"] for c in cols)
+    metrics = {f"columns_{t}": float(by_type[t]) for t in TYPES}
+    return metrics | {
+        "rows": float(profile["n_rows"]),
+        "columns": float(profile["n_columns"]),
+        "missing_cells": float(sum(c["missing"] for c in cols)),
+        "sentinel_cells": float(sum(c["sentinel_count"] for c in cols)),
+        "numeric_as_text_columns": float(sum(c["numeric_as_text"] for c in cols)),
+        "duplicate_rows": float(profile["duplicate_rows"]),
+    }
+
+
+def profile_charts(profile: dict[str, Any], max_bars: int = 40) -> list[Chart]:
+    cols = profile["columns"]
+    shown = list(cols)
+    if len(shown) > max_bars:
+        shown = sorted(shown, key=lambda n: -cols[n]["missing_pct"])[:max_bars]
+    by_type = Counter(c["type"] for c in cols.values())
+    return [
+        Chart("bar", "Missing cells per column (codes included)", shown,
+              [float(cols[n]["missing_pct"]) for n in shown], "column", "% missing"),
+        Chart("bar", "Columns per type", [t for t in TYPES if by_type[t]],
+              [float(by_type[t]) for t in TYPES if by_type[t]], "type", "columns"),
+    ]  # fmt: skip
+
+
+class FeatureTypesParams(ToolParams):
+    """No parameters: the target, identifiers and task come from the run's context."""
+
+
+class FeatureTypes(Tool):
+    name = "feature_types"
+    description = (
+        "Profile every column: its type (numeric, categorical, boolean, datetime, text, identifier, "
+        "constant) with evidence, missing cells including codes such as '?' or -999, numbers stored "
+        "as text, units inside cells, summary statistics, the target's classes, duplicate rows and "
+        "columns that look like identifiers. Read-only; run it first and after schema changes."
+    )
+    category = "schema"
+    mutates = False
+    Params = FeatureTypesParams
+
+    def run(self, table: pd.DataFrame, params: FeatureTypesParams, ctx: ToolContext) -> ToolResult:
+        def progress(fraction: float, message: str) -> None:
+            ctx.check_cancelled()
+            ctx.progress(fraction, message)
+
+        profile = profile_table(table, ctx.target, ctx.id_columns, ctx.task, progress=progress)
+        return ToolResult(
+            summary=summarise(profile),
+            findings=profile,
+            metrics=profile_metrics(profile),
+            charts=profile_charts(profile),
+        )
