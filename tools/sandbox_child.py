@@ -13,6 +13,7 @@ import os
 import resource
 import sys
 import traceback
+import warnings
 from dataclasses import asdict
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -35,7 +36,8 @@ class SandboxViolation(PermissionError):
 def main(workdir: str, limits: dict[str, Any], progress: Connection) -> None:
     """Entry point of the child: confine, run the call in ``workdir``, write the result."""
     os.chdir(workdir)
-    os.environ.update({"TMPDIR": workdir, "HOME": workdir})
+    threads = str(limits.get("threads", 1))
+    os.environ.update({"TMPDIR": workdir, "HOME": workdir, "LOKY_MAX_CPU_COUNT": threads})
     _apply_limits(limits)
     _cut_network()
     _write(RESULT, _run_call(Path(workdir), limits, progress))
@@ -127,13 +129,16 @@ def _execute(workdir: Path, progress: Connection) -> dict[str, Any]:
         raise _CallError("params", f"invalid parameters for {tool_cls.name}: {_explain(exc)}") from None
     table = pd.read_parquet(workdir / INPUT)
     ctx = ToolContext(**call["ctx"], progress=lambda f, m="": progress.send((f, m)))
-    result = tool_cls().run(table, params, ctx)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = tool_cls().run(table, params, ctx)
     if not isinstance(result, ToolResult):
         raise _CallError("tool", f"{tool_cls.name} returned {type(result).__name__}, not a ToolResult")
     _check_table(tool_cls.name, tool_cls.mutates, result, ctx)
     if result.table is not None:
         result.table.to_parquet(OUTPUT)
-    return {"ok": True, "result": _result_json(result)}
+    notes = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))[:10]
+    return {"ok": True, "result": {**_result_json(result), "warnings": notes}}
 
 
 def _check_table(name: str, mutates: bool, result: Any, ctx: Any) -> None:
