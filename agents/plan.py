@@ -6,17 +6,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-StepStatus = Literal[
-    "proposed", "awaiting_approval", "running", "done", "failed", "rejected", "skipped", "reverted"
-]
+StepStatus = Literal["proposed", "awaiting_approval", "running", "done", "failed", "rejected", "skipped", "reverted"]
 
 
 class PlanStep(BaseModel):
     """One step: a registered tool, its parameters, and why."""
 
-    key: str = Field(
-        description="What the step is for, e.g. 'evaluate:baseline'; a plan never repeats a key."
-    )
+    key: str = Field(description="What the step is for, e.g. 'evaluate:baseline'; a plan never repeats a key.")
     tool: str
     params: dict[str, Any] = Field(default_factory=dict)
     rationale: str

@@ -85,9 +85,7 @@ def _coerce(state: PlanningState) -> PlanStep | None:
 def _drop_useless_columns(state: PlanningState) -> PlanStep | None:
     keep = set(state.guidance.keep_columns)
     useless = {
-        col: (
-            "has a single value" if info["type"] == "constant" else f"is {info['missing_pct']:.0f}% missing"
-        )
+        col: ("has a single value" if info["type"] == "constant" else f"is {info['missing_pct']:.0f}% missing")
         for col, info in state.features().items()
         if col not in keep and (info["type"] == "constant" or info["missing_pct"] >= 95)
     }

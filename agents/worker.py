@@ -23,9 +23,7 @@ class ToolCall:
     params: dict[str, Any]
 
 
-def validate_call(
-    registry: Registry, tool: str, params: dict[str, Any], columns: list[str] | None = None
-) -> ToolCall:
+def validate_call(registry: Registry, tool: str, params: dict[str, Any], columns: list[str] | None = None) -> ToolCall:
     """Check ``params`` against the tool's schema, and column names against ``columns``;
     the error names the field or the column."""
     try:
@@ -41,9 +39,7 @@ def validate_call(
     if columns is not None:
         unknown = sorted(set(referenced_columns(call.params)) - set(columns))
         if unknown:
-            raise ToolCallError(
-                f"{tool} names column(s) {unknown} that the table does not have; it has {columns}"
-            )
+            raise ToolCallError(f"{tool} names column(s) {unknown} that the table does not have; it has {columns}")
     return call
 
 

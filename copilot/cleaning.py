@@ -153,9 +153,7 @@ class CleaningRun:
             return self._failed(record, str(exc))
         step.status = "running"
         self.on_event("step_started", {"step": step.model_dump()})
-        ctx = CallContext(
-            self.target, ids, {c: i["type"] for c, i in profile["columns"].items()}, self.task, self.seed
-        )
+        ctx = CallContext(self.target, ids, {c: i["type"] for c, i in profile["columns"].items()}, self.task, self.seed)
         outcome = self.sandbox.run(
             step.tool,
             self.versions.path(version.id),
@@ -185,9 +183,7 @@ class CleaningRun:
             self.sandbox.discard(outcome)
             record.version = parent.id if made.blob == parent.blob else made.id
             if record.version != parent.id:
-                self.on_event(
-                    "version_created", {"version": made.id, "rows": made.n_rows, "columns": made.n_columns}
-                )
+                self.on_event("version_created", {"version": made.id, "rows": made.n_rows, "columns": made.n_columns})
         self.on_event("step_finished", {"step": record.step.model_dump(), "result": record.result})
         return record
 

@@ -52,9 +52,7 @@ def parse_step(text: str) -> RequestedStep:
         params = json.loads(raw) if raw.strip() else {}
         call = validate_call(default_registry(), name.strip(), params)
     except json.JSONDecodeError as exc:
-        raise typer.BadParameter(
-            f"{text!r}: the parameters after ':' must be a JSON object ({exc})"
-        ) from None
+        raise typer.BadParameter(f"{text!r}: the parameters after ':' must be a JSON object ({exc})") from None
     except ToolCallError as exc:
         raise typer.BadParameter(f"{text!r}: {exc}") from None
     return RequestedStep(tool=call.tool, params=call.params)
@@ -72,9 +70,7 @@ def clean(
     rule: Annotated[list[str], typer.Option(help="A domain rule COLUMN=MIN..MAX (repeatable).")] = [],  # noqa: B006
     keep: Annotated[list[str], typer.Option(help="A column never to drop (repeatable).")] = [],  # noqa: B006
     no_row_drops: Annotated[bool, typer.Option(help="Never drop rows (except rows with no target).")] = False,
-    step: Annotated[
-        list[str], typer.Option(help="Also run this tool, e.g. a plugin: NAME or NAME:JSON.")
-    ] = [],  # noqa: B006
+    step: Annotated[list[str], typer.Option(help="Also run this tool, e.g. a plugin: NAME or NAME:JSON.")] = [],  # noqa: B006
 ) -> None:
     """Profile, plan and clean INPUT for TARGET, asking before each change unless --yes."""
     guidance = Guidance(ranges=dict(parse_rule(r) for r in rule), keep_columns=keep,
@@ -167,9 +163,7 @@ def tools(
     registry = default_registry()
     described = [cls.describe() for cls in registry.tools.values()]
     if as_json:
-        console.print_json(
-            json.dumps({"tools": described, "plugin_errors": [e.__dict__ for e in registry.errors]})
-        )
+        console.print_json(json.dumps({"tools": described, "plugin_errors": [e.__dict__ for e in registry.errors]}))
         return
     table = Table(title="Tools")
     for col in ("name", "category", "changes data", "parameters", "source"):
@@ -180,9 +174,7 @@ def tools(
                       registry.plugins.get(info["name"], "built-in"))  # fmt: skip
     console.print(table)
     for error in registry.errors:
-        console.print(
-            f"[yellow]plugin skipped:[/yellow] {error.entry_point} ({error.source}): {error.message}"
-        )
+        console.print(f"[yellow]plugin skipped:[/yellow] {error.entry_point} ({error.source}): {error.message}")
 
 
 @app.command()
@@ -202,9 +194,7 @@ def doctor() -> None:
     registry = default_registry()
     console.print(f"tools: {len(registry.tools)} ({len(registry.plugins)} from plugins)")
     for error in registry.errors:
-        console.print(
-            f"[yellow]plugin skipped:[/yellow] {error.entry_point} ({error.source}): {error.message}"
-        )
+        console.print(f"[yellow]plugin skipped:[/yellow] {error.entry_point} ({error.source}): {error.message}")
 
 
 @app.command()

@@ -99,5 +99,6 @@ def _print_labels(outcome: CleaningOutcome, log: FaultLog, console: Console) -> 
             changed = {row for row, col, _ in record.row_changes.cells if col == TARGET}
     flipped = set(log.flipped_rows)
     hits = len(changed & flipped)
+    precision, recall = hits / max(len(changed), 1), hits / max(len(flipped), 1)
     console.print(f"\nlabels changed: {len(changed)}, of which planted flips: {hits} "
-                  f"(precision {hits / max(len(changed), 1):.0%}, recall {hits / max(len(flipped), 1):.0%})")  # fmt: skip
+                  f"(precision {precision:.0%}, recall {recall:.0%})")  # fmt: skip

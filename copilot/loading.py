@@ -71,8 +71,7 @@ def load_table(path: str | Path, max_file_mb: float = 500.0) -> LoadedTable:
     kind = _SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise InputFileError(
-            f"{name}: unknown file type {path.suffix or '(no extension)'!r}. "
-            "Use .csv, .tsv, .parquet, .xlsx or .jsonl."
+            f"{name}: unknown file type {path.suffix or '(no extension)'!r}. Use .csv, .tsv, .parquet, .xlsx or .jsonl."
         )
     with path.open("rb") as fh:
         head = fh.read(SNIFF_BYTES)
@@ -158,14 +157,11 @@ def _check_header(name: str, text: str, sep: str) -> None:
     header = next(csv.reader(io.StringIO(text.splitlines()[0]), delimiter=sep))
     blank = [i + 1 for i, col in enumerate(header) if not col.strip()]
     if blank and len(header) > 1:
-        raise InputFileError(
-            f"{name}: column {blank[0]} of the header has no name. Give every column a name."
-        )
+        raise InputFileError(f"{name}: column {blank[0]} of the header has no name. Give every column a name.")
     seen = [col for col, n in Counter(c.strip() for c in header).items() if n > 1]
     if seen:
         raise InputFileError(
-            f"{name}: the header names {', '.join(map(repr, seen))} more than once. "
-            "Give each column a unique name."
+            f"{name}: the header names {', '.join(map(repr, seen))} more than once. Give each column a unique name."
         )
 
 
@@ -200,8 +196,7 @@ def _read_jsonl(path: Path, head: bytes) -> tuple[pd.DataFrame, SourceFormat]:
         table = pd.read_json(path, lines=True, encoding=sniff_encoding(head))
     except ValueError as exc:
         raise InputFileError(
-            f"{path.name}: not valid JSON lines ({exc}). Each line must be one JSON object "
-            "with the same keys."
+            f"{path.name}: not valid JSON lines ({exc}). Each line must be one JSON object with the same keys."
         ) from None
     return table, SourceFormat("jsonl", encoding="utf-8")
 

@@ -99,9 +99,7 @@ def _json_scalar(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def apply_pipeline(
-    spec: PipelineSpec, table: pd.DataFrame, registry: Registry, train: bool = False
-) -> pd.DataFrame:
+def apply_pipeline(spec: PipelineSpec, table: pd.DataFrame, registry: Registry, train: bool = False) -> pd.DataFrame:
     """Re-apply the column-level steps to ``table`` (and, with ``train``, the recorded row changes)."""
     functions = reapply_functions(spec, registry)
     try:
@@ -136,9 +134,7 @@ def replay_rows(table: pd.DataFrame, changes: dict[str, Any]) -> pd.DataFrame:
     return table
 
 
-def run_steps(
-    table: pd.DataFrame, spec: dict[str, Any], functions: dict[str, Any], train: bool
-) -> pd.DataFrame:
+def run_steps(table: pd.DataFrame, spec: dict[str, Any], functions: dict[str, Any], train: bool) -> pd.DataFrame:
     """Run the spec's steps in order and return the output columns, in order."""
     for number, step in enumerate(spec["steps"], start=1):
         if step["train_only"]:

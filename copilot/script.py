@@ -18,8 +18,8 @@ _HEADER = '''#!/usr/bin/env python3
 
 Source table: {source}; target: {target}; {n} step(s).
 
-    python {{name}} INPUT OUTPUT            # new data: the column-level steps only
-    python {{name}} INPUT OUTPUT --train    # the training file: also its recorded row changes
+    python THIS_FILE INPUT OUTPUT            # new data: the column-level steps only
+    python THIS_FILE INPUT OUTPUT --train    # the training file: also its recorded row changes
 
 Needs only pandas, numpy and scikit-learn.
 """
@@ -69,13 +69,15 @@ if __name__ == "__main__":
 """
 
 
+def _literal(value: object) -> str:
+    return pprint.pformat(value, width=110, sort_dicts=False, compact=True)
+
+
 def render_script(spec: PipelineSpec, registry: Registry) -> str:
     functions = reapply_functions(spec, registry)
     parts = [
-        _HEADER.format(
-            created=spec.created_at, source=spec.source.file, target=spec.target, n=len(spec.steps)
-        ),
-        "SPEC: dict[str, Any] = " + pprint.pformat(spec.model_dump(mode="json"), width=110, sort_dicts=False),
+        _HEADER.format(created=spec.created_at, source=spec.source.file, target=spec.target, n=len(spec.steps)),
+        "SPEC: dict[str, Any] = " + _literal(spec.model_dump(mode="json")),
     ]
     parts += ["\n\n" + inspect.getsource(fn).strip() for fn in functions.values()]
     parts += ["\n\n" + inspect.getsource(fn).strip() for fn in (replay_rows, run_steps)]

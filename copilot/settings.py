@@ -16,9 +16,7 @@ def _default_data_dir() -> Path:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COPILOT_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(
-        default_factory=_default_data_dir, description="Where versions and the store live."
-    )
+    data_dir: Path = Field(default_factory=_default_data_dir, description="Where versions and the store live.")
     max_file_mb: float = Field(500.0, gt=0, description="Largest input file accepted, in MiB.")
     max_rows: int = Field(5_000_000, gt=0, description="Most rows in one table.")
     max_columns: int = Field(2_000, gt=0, description="Most columns in one table.")

@@ -33,9 +33,7 @@ def check_table(
         raise TableError(f"{name}: the target column {target!r} has no values (every cell is missing).")
     present = int(y.notna().sum())
     if present < min_rows:
-        raise TableError(
-            f"{name}: only {present} rows have a value in {target!r}; at least {min_rows} are needed."
-        )
+        raise TableError(f"{name}: only {present} rows have a value in {target!r}; at least {min_rows} are needed.")
     task = infer_task(y)
     if task == "classification" and y.nunique(dropna=True) < 2:
         raise TableError(

@@ -30,9 +30,7 @@ def _table(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 1, n)
     x[:3] = [40.0, -35.0, 50.0]  # extreme values the plugin should tame
-    return pd.DataFrame(
-        {"x": x, "z": rng.normal(0, 1, n), "y": np.where(x + rng.normal(0, 1, n) > 0, "a", "b")}
-    )
+    return pd.DataFrame({"x": x, "z": rng.normal(0, 1, n), "y": np.where(x + rng.normal(0, 1, n) > 0, "a", "b")})
 
 
 def test_plugin_is_listed_with_its_source(installed: dict[str, str], tmp_path: Path) -> None:
@@ -47,8 +45,9 @@ def test_plugin_is_listed_with_its_source(installed: dict[str, str], tmp_path: P
 def test_plugin_runs_in_clean_and_reapplies(installed: dict[str, str], tmp_path: Path) -> None:
     _table(200, 0).to_csv(tmp_path / "train.csv", index=False)
     _table(50, 1).to_csv(tmp_path / "test.csv", index=False)
+    request = 'winsorize:{"lower": 0.05, "upper": 0.95}'
     copilot("clean", str(tmp_path / "train.csv"), "-t", "y", "-o", str(tmp_path / "out.csv"), "--yes",
-            "--step", 'winsorize:{"lower": 0.05, "upper": 0.95}', data_dir=tmp_path / "data", env=installed)  # fmt: skip
+            "--step", request, data_dir=tmp_path / "data", env=installed)  # fmt: skip
     spec = json.loads((tmp_path / "out.pipeline.json").read_text())
     step = next(s for s in spec["steps"] if s["tool"] == "winsorize")
     low, high = step["fitted"]["bounds"]["x"]

@@ -165,9 +165,7 @@ def _check_tool_class(cls: type[Tool]) -> None:
     try:
         cls.Params()
     except ValidationError as exc:
-        raise TypeError(
-            f"tool {cls.name}: every parameter needs a default ({exc.errors()[0]['loc']})"
-        ) from None
+        raise TypeError(f"tool {cls.name}: every parameter needs a default ({exc.errors()[0]['loc']})") from None
     if cls.mutates and not cls.train_only and cls.reapply is None:
         raise TypeError(f"tool {cls.name}: a column-level mutating tool must set reapply (or train_only)")
 

@@ -66,12 +66,8 @@ class ColumnSchema(BaseModel):
         description="Unit written in the cells to strip before reading numbers, e.g. 'kg' or '$' "
         "(numeric only). Null keeps the detected unit; '' means none.",
     )
-    min: float | None = Field(
-        None, description="Smallest valid value (numeric only); smaller values become missing."
-    )
-    max: float | None = Field(
-        None, description="Largest valid value (numeric only); larger values become missing."
-    )
+    min: float | None = Field(None, description="Smallest valid value (numeric only); smaller values become missing.")
+    max: float | None = Field(None, description="Largest valid value (numeric only); larger values become missing.")
 
 
 class CoerceTypesParams(ToolParams):
@@ -277,10 +273,7 @@ def measure(table: pd.DataFrame, out: pd.DataFrame, schema: dict[str, dict]) -> 
     if ranged:
         open_ends = {c: schema[c] | {"min": None, "max": None} for c in ranged}
         unbounded[ranged] = reapply_coerce_types(table[ranged], {"columns": open_ends})[ranged]
-    return [
-        _column_report(c, schema[c], table[c], out[c], coded_out[c].isna(), unbounded[c].notna())
-        for c in cols
-    ]
+    return [_column_report(c, schema[c], table[c], out[c], coded_out[c].isna(), unbounded[c].notna()) for c in cols]
 
 
 def _column_report(
@@ -321,10 +314,7 @@ def _unit_cells(values: pd.Series, unit: str | None) -> int:
 def _examples(values: pd.Series) -> list[dict[str, Any]]:
     """The first few affected cells as ``{"row": index label, "value": the cell as written}``."""
     head = values.head(_EXAMPLES)
-    return [
-        {"row": _json_label(r), "value": str(v)}
-        for r, v in zip(head.index.tolist(), head.tolist(), strict=True)
-    ]
+    return [{"row": _json_label(r), "value": str(v)} for r, v in zip(head.index.tolist(), head.tolist(), strict=True)]
 
 
 def _json_label(label: Any) -> Any:
@@ -367,9 +357,7 @@ def _n(count: int, noun: str) -> str:
 def _phrase(r: dict[str, Any]) -> str:
     codes = f"{', '.join(map(repr, r['sentinels'][:3]))} code"
     if r["role"] == "target":
-        return (
-            f"target {r['column']}: {_n(r['sentinels_replaced'], codes)} set missing, other labels unchanged"
-        )
+        return f"target {r['column']}: {_n(r['sentinels_replaced'], codes)} set missing, other labels unchanged"
     done = {"numeric": "to numbers", "boolean": "to 1/0", "datetime": "to dates"}
     if r["to_type"] in ("categorical", "text") and r["from_dtype"] != r["to_dtype"]:
         done[r["to_type"]] = "to strings"

@@ -118,9 +118,7 @@ def _values(series: pd.Series, cond: Condition) -> list[Scalar]:
     wrong = [v for v in values if not isinstance(v, kind)]
     if wrong:
         holds = "numbers" if numeric else "text"
-        raise ValueError(
-            f"drop_rows: column {cond.column!r} holds {holds}; {wrong[0]!r} cannot be compared with it"
-        )
+        raise ValueError(f"drop_rows: column {cond.column!r} holds {holds}; {wrong[0]!r} cannot be compared with it")
     return values
 
 

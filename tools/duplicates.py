@@ -176,9 +176,7 @@ def _result(
     )
 
 
-def _summary(
-    findings: dict[str, Any], table: pd.DataFrame, params: DuplicatesParams, target: str | None
-) -> str:
+def _summary(findings: dict[str, Any], table: pd.DataFrame, params: DuplicatesParams, target: str | None) -> str:
     ignored = [c for c in table.columns if c not in findings["columns_compared"]]
     compared = f"comparing {plural(len(findings['columns_compared']), 'column')}"
     if ignored:

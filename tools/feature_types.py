@@ -398,9 +398,7 @@ def _check_columns(table: pd.DataFrame, target: str | None, id_columns: Iterable
     ids = set(id_columns)
     for col in sorted(ids) + ([target] if target is not None else []):
         if col not in table.columns:
-            raise ValueError(
-                f"column {col!r} is not in the table; columns are {list(map(str, table.columns))}"
-            )
+            raise ValueError(f"column {col!r} is not in the table; columns are {list(map(str, table.columns))}")
     return ids
 
 
@@ -458,9 +456,7 @@ def summarise(profile: dict[str, Any]) -> str:
     missing = sum(c["missing"] for c in cols.values())
     coded = {n: c for n, c in cols.items() if c["sentinel_count"]}
     if missing:
-        examples = "; ".join(
-            f"{', '.join(map(repr, c['sentinels'][:3]))} in {n}" for n, c in list(coded.items())[:3]
-        )
+        examples = "; ".join(f"{', '.join(map(repr, c['sentinels'][:3]))} in {n}" for n, c in list(coded.items())[:3])
         codes = f", {sum(c['sentinel_count'] for c in coded.values())} of them written as codes ({examples})"
         parts.append(f"{missing} cells are missing{codes if coded else ''}.")
     else:
@@ -468,9 +464,7 @@ def summarise(profile: dict[str, Any]) -> str:
     target = profile["target"]
     if target is not None:
         classes = f", {target['n_classes']} classes" if target["task"] == "classification" else ""
-        parts.append(
-            f"Target {target['column']}: {target['task']}{classes}, {target['missing']} missing labels."
-        )
+        parts.append(f"Target {target['column']}: {target['task']}{classes}, {target['missing']} missing labels.")
     if profile["duplicate_rows"]:
         parts.append(f"{profile['duplicate_rows']} rows repeat an earlier row exactly (identifiers aside).")
     if profile["suggested_id_columns"]:

@@ -4,6 +4,11 @@ The fitted state is plain JSON so that ``reapply_impute`` can repeat the exact
 transform on new data without pickles: fill values, and for the iterative
 method the sequence of linear models that ``IterativeImputer.transform`` would
 replay (BayesianRidge predicts ``X[:, neighbours] @ coef + intercept``).
+
+Every imputable feature column also gets a fallback (``fitted["fallback"]``: the
+training median for a numeric column, the most frequent value otherwise), even
+one without gaps in the training table, so that gaps in new data are filled in
+columns that had none when the pipeline was fitted.
 """
 
 from __future__ import annotations
@@ -51,9 +56,7 @@ class ImputeParams(ToolParams):
         default_factory=list,
         description="Columns to fill; empty means every feature column that has missing values.",
     )
-    add_indicators: bool = Field(
-        False, description="Add a 0/1 column '<column>__was_missing' for every filled column."
-    )
+    add_indicators: bool = Field(False, description="Add a 0/1 column '<column>__was_missing' for every filled column.")
     knn_neighbors: int = Field(5, ge=1, le=50, description="Number of neighbouring rows for method knn.")
     max_iter: int = Field(10, ge=1, le=50, description="Maximum rounds of the iterative imputer.")
 
@@ -71,7 +74,9 @@ def reapply_impute(table: pd.DataFrame, fitted: dict) -> pd.DataFrame:
     """Fill missing cells of ``table`` with the state fitted by the impute tool.
 
     Order: medians and modes, then one model (iterative or knn) over its numeric columns,
-    then the missing indicators (recording where cells were missing before any fill).
+    then the fallbacks for cells still missing (columns that had no gaps when fitted; a column
+    absent from ``table`` is passed over), then the missing indicators (recording where cells
+    were missing before any fill).
     """
     import numpy as np
 
@@ -115,6 +120,10 @@ def reapply_impute(table: pd.DataFrame, fitted: dict) -> pd.DataFrame:
             done = replay(out[state["columns"]].to_numpy(dtype=float, na_value=np.nan), state)
             for col in state["impute"]:
                 out[col] = done[:, state["columns"].index(col)]
+    for col, value in (fitted.get("fallback") or {}).items():
+        if col in out.columns and out[col].isna().any():
+            numbers = isinstance(value, float) and out[col].dtype.kind in "iuf"
+            out[col] = (out[col].astype(float) if numbers else out[col]).fillna(value)
     for col, flags in was_missing.items():
         out[f"{col}__was_missing"] = flags
     return out
@@ -133,12 +142,14 @@ class Impute(Tool):
     reapply = staticmethod(reapply_impute)
 
     def run(self, table: pd.DataFrame, params: ImputeParams, ctx: ToolContext) -> ToolResult:
-        candidates, skipped = select_columns(table, params, ctx)
+        candidates, fallbacks, skipped = select_columns(table, params, ctx)
         predictors = model_columns(table, ctx)
         choices = [choose_method(table, col, predictors, params.method, ctx) for col in candidates]
         ctx.progress(0.2, "fitting the imputation")
         ctx.check_cancelled()
         fitted = fit_state(table, choices, predictors, params, ctx.seed)
+        kinds = column_kinds(table, ctx)
+        fitted["fallback"] = {col: fallback_value(table[col], kinds[col]) for col in fallbacks}
         ctx.check_cancelled()
         out = reapply_impute(table, fitted)
         ctx.progress(1.0, "filled")
@@ -147,26 +158,34 @@ class Impute(Tool):
 
 def select_columns(
     table: pd.DataFrame, params: ImputeParams, ctx: ToolContext
-) -> tuple[list[str], list[dict[str, str]]]:
-    """The columns to fill, and those passed over with the reason."""
+) -> tuple[list[str], list[str], list[dict[str, str]]]:
+    """The columns to fill, the columns to fit a fallback for, and those passed over with the reason.
+
+    The scope is ``params.columns``, else every feature column. Fallbacks cover every column of
+    the scope that impute supports and that has a value to learn from, gaps or not; a column
+    without gaps is reported as skipped only when the user named it.
+    """
     kinds = column_kinds(table, ctx)
     if params.columns:
         require_columns(table, params.columns, "impute")
         refuse_protected(table, ctx, params.columns, "impute")
-        asked = list(dict.fromkeys(params.columns))
+        scope = list(dict.fromkeys(params.columns))
     else:
-        asked = [c for c in feature_columns(table, ctx) if table[c].isna().any()]
-    candidates, skipped = [], []
-    for col in asked:
-        unsupported = _unsupported(table[col], kinds[col])
+        scope = feature_columns(table, ctx)
+    candidates, fallbacks, skipped = [], [], []
+    for col in scope:
+        series = table[col]
+        unsupported = _unsupported(series, kinds[col])
         if unsupported and params.columns:
             raise ValueError(f"impute cannot fill column {col!r}: {unsupported}")
-        reason = unsupported or _nothing_to_fill(table[col])
-        if reason:
-            skipped.append({"column": col, "reason": reason})
-        else:
+        if not unsupported and series.notna().any():
+            fallbacks.append(col)
+        reason = unsupported or _nothing_to_fill(series)
+        if not reason:
             candidates.append(col)
-    return candidates, skipped
+        elif params.columns or series.isna().any():
+            skipped.append({"column": col, "reason": reason})
+    return candidates, fallbacks, skipped
 
 
 def _unsupported(series: pd.Series, kind: str) -> str | None:
@@ -194,9 +213,7 @@ def model_columns(table: pd.DataFrame, ctx: ToolContext) -> list[str]:
     return [c for c in numeric_features(table, ctx) if table[c].nunique() >= 2]
 
 
-def choose_method(
-    table: pd.DataFrame, col: str, predictors: list[str], method: str, ctx: ToolContext
-) -> Choice:
+def choose_method(table: pd.DataFrame, col: str, predictors: list[str], method: str, ctx: ToolContext) -> Choice:
     """Pick the fill for one column, following ``method`` (see ImputeParams)."""
     kind = column_kinds(table, ctx)[col]
     if kind in MODE_KINDS or not is_number_dtype(table[col]):
@@ -249,6 +266,14 @@ def fit_state(
 def mode_of(series: pd.Series) -> Any:
     """The most frequent value (the first in sort order on ties), as JSON."""
     return json_value(series.mode(dropna=True).iloc[0])
+
+
+def fallback_value(series: pd.Series, kind: str) -> Any:
+    """The fill for gaps that new data has and the fitted method leaves: the median of a numeric
+    column, the most frequent value of any other (the same rule as ``choose_method``'s simple fills)."""
+    if kind in MODE_KINDS or not is_number_dtype(series):
+        return mode_of(series)
+    return float(series.median())
 
 
 def fit_iterative(frame: pd.DataFrame, max_iter: int, seed: int) -> IterativeImputer:
@@ -322,7 +347,12 @@ def _result(
         }
         for c in choices
     ]
-    findings = {"columns": per_column, "skipped": skipped, "indicators": fitted["indicators"]}
+    findings = {
+        "columns": per_column,
+        "skipped": skipped,
+        "indicators": fitted["indicators"],
+        "fallback": fitted["fallback"],
+    }
     if fitted["iterative"]:
         findings["iterative_rounds"] = fitted["iterative"]["n_iter"]
     missing = table.isna().sum()
@@ -363,6 +393,11 @@ def _summary(per_column: list[dict[str, Any]], skipped: list[dict[str, str]], fi
         text += " Left alone: " + "; ".join(f"{s['column']} ({s['reason']})" for s in skipped) + "."
     if fitted["indicators"]:
         text += f" Added {plural(len(fitted['indicators']), 'missing-indicator column')}."
+    if fitted["fallback"]:
+        text += (
+            f" On new data, gaps left in {plural(len(fitted['fallback']), 'feature column')} get the "
+            "training median (numeric) or most frequent value."
+        )
     return text
 
 

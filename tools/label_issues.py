@@ -50,12 +50,10 @@ class LabelIssuesParams(ToolParams):
         description="When relabelling, drop the flagged rows whose suggestion is below min_confidence "
         "(otherwise they are kept as they are and only reported).",
     )
-    filter_by: Literal[
-        "prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given"
-    ] = Field("prune_by_noise_rate", description="cleanlab's rule for deciding which labels are issues.")
-    folds: int = Field(
-        5, ge=2, le=20, description="Cross-validation folds for the out-of-fold probabilities."
+    filter_by: Literal["prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given"] = (
+        Field("prune_by_noise_rate", description="cleanlab's rule for deciding which labels are issues.")
     )
+    folds: int = Field(5, ge=2, le=20, description="Cross-validation folds for the out-of-fold probabilities.")
     model: Literal["hist_gradient_boosting", "linear", "ensemble"] = Field(
         "ensemble",
         description="Model giving the probabilities: gradient boosting, logistic regression, "
@@ -186,9 +184,7 @@ def describe(data: Dataset, accuracy: float, findings: dict[str, Any], params: L
         summary += f" Relabelled {findings['relabelled']} and dropped {findings['dropped']}."
     kept = sum(1 for r in findings["rows"] if r["action"] == "kept")
     if kept and params.action == "relabel":
-        summary += (
-            f" {kept} were kept: the model was less than {params.min_confidence:.0%} sure of another label."
-        )
+        summary += f" {kept} were kept: the model was less than {params.min_confidence:.0%} sure of another label."
     if findings["over_limit"]:
         summary += (
             f" {findings['over_limit']} more changes were held back by the limit of "

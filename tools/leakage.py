@@ -60,9 +60,7 @@ def single_feature_models(task: Task, n_classes: int, categorical: bool, seed: i
     (cross-fitted) so that it can be split or ordered.
     """
     if task == "classification":
-        models: list[BaseEstimator] = [
-            DecisionTreeClassifier(max_depth=6, min_samples_leaf=5, random_state=seed)
-        ]
+        models: list[BaseEstimator] = [DecisionTreeClassifier(max_depth=6, min_samples_leaf=5, random_state=seed)]
     else:
         isotonic = IsotonicRegression(increasing="auto", out_of_bounds="clip")
         models = [
@@ -165,9 +163,7 @@ def describe(suspects: list[dict[str, Any]], data: Dataset, n_scored: int, n_uns
     if n_scored:
         text += f" Scored {n_scored} features one at a time with {FOLDS}-fold cross-validation."
     else:
-        text += (
-            " Too few labelled rows per class to cross-validate: only exact mappings and names were checked."
-        )
+        text += " Too few labelled rows per class to cross-validate: only exact mappings and names were checked."
     if n_unscored:
         text += f" {n_unscored} further features were not scored (raise max_features to include them)."
     if data.n_unlabelled:

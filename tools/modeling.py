@@ -287,9 +287,7 @@ def one_thread() -> threadpool_limits:
     return threadpool_limits(limits=1)
 
 
-def _splits(
-    X: pd.DataFrame, y: pd.Series, task: Task, folds: int, seed: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
+def _splits(X: pd.DataFrame, y: pd.Series, task: Task, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     n_splits = fold_count(y, folds, task)
     if task == "classification":
         splitter = StratifiedKFold(n_splits, shuffle=True, random_state=seed)

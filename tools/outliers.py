@@ -5,6 +5,17 @@ row from all numeric features together. ``set_missing`` on a flagged row blanks
 its single most extreme cell by robust z (the one most likely to be the slip),
 so a later impute can fill it; ``clip`` on a flagged row clips all its cells to
 the robust bounds. Outlier handling is train-only: it is never re-applied.
+
+Scale: a strictly positive, clearly right-skewed column (areas, concentrations,
+counts, lab values) is judged on ``log(x)``: its robust z counts orders of
+magnitude, so its long legitimate tail is not flagged while a unit slip (x1000)
+still scores in the tens. "Clearly right-skewed" is decided from quantiles, which
+the slips cannot move: ``q90 - median > 1.5 * (median - q10)`` and ``log(x)`` more
+symmetric than ``x`` (see ``tools._frame.is_right_skewed``). Every other column,
+including any with a zero or negative value, is judged linearly. The robust z,
+the clip bounds, the cell picked in a flagged row and the standardisation for
+IsolationForest/LOF all use the column's scale, which ``findings["scales"]``
+reports.
 """
 
 from __future__ import annotations
@@ -47,8 +58,9 @@ class OutliersParams(ToolParams):
         "robust_z",
         description=(
             "robust_z: a cell is an outlier when |value - median| / (1.4826 * MAD) exceeds threshold "
-            "(unit slips, typos); isolation_forest / lof: whole rows unusual across all numeric "
-            "columns together; rules: only the ranges given."
+            "(unit slips, typos), measured on log(value) for a strictly positive, clearly right-skewed "
+            "column (q90 - median > 1.5 * (median - q10)); isolation_forest / lof: whole rows unusual "
+            "across all numeric columns together; rules: only the ranges given."
         ),
     )
     columns: list[str] = Field(
@@ -99,7 +111,7 @@ class Outliers(Tool):
 
     def run(self, table: pd.DataFrame, params: OutliersParams, ctx: ToolContext) -> ToolResult:
         columns, skipped = check_columns(table, params, ctx)
-        scales = {c: robust_scale(table[c]) for c in columns}
+        scales = {c: robust_scale(table[c], allow_log=True) for c in columns}
         if params.method == "robust_z":
             skipped += [
                 {"column": c, "reason": "most of its values are equal, so robust z cannot judge it"}
@@ -146,11 +158,11 @@ def check_columns(
 
 
 def robust_z(series: pd.Series, scale: Scale) -> pd.Series:
-    """|value - median| / spread; 0 where the spread is 0 or the value is missing."""
+    """|value - median| / spread on the column's scale (log or linear); 0 where the spread is 0
+    or the value is missing."""
     if scale.spread == 0:
         return pd.Series(0.0, index=series.index)
-    z = (series.astype(float) - scale.center).abs() / scale.spread
-    return z.fillna(0.0)
+    return scale.standardise(series).abs().fillna(0.0)
 
 
 def find_outliers(
@@ -163,7 +175,8 @@ def find_outliers(
             z = robust_z(table[col], scales[col])
             hit = z > params.threshold
             flags.cells[col] = hit
-            reason = f"robust z above {params.threshold:g} (median {scales[col].center:g})"
+            scale = scales[col]
+            reason = f"robust z above {params.threshold:g} on the {scale.name} scale (median {scale.median:g})"
             flags.reasons.update({(row, col): reason for row in z.index[hit]})
     elif params.method in ("isolation_forest", "lof"):
         flag_rows(table, columns, scales, params, seed, flags)
@@ -198,17 +211,15 @@ def flag_rows(
         col = str(z.loc[row].idxmax())
         flags.cells.loc[row, col] = True
         score, cell_z = flags.row_scores[row], z.loc[row, col]
-        flags.reasons[(row, col)] = f"{params.method} row score {score:.2f}; most unusual cell z {cell_z:.1f}"
+        flags.reasons[(row, col)] = (
+            f"{params.method} row score {score:.2f}; most unusual cell z {cell_z:.1f} on the {scales[col].name} scale"
+        )
 
 
 def scaled_matrix(table: pd.DataFrame, columns: list[str], scales: dict[str, Scale]) -> np.ndarray:
-    """Robustly standardised numeric features, missing cells at the median (for scoring only)."""
-    parts = []
-    for col in columns:
-        scale = scales[col]
-        centred = table[col].astype(float).fillna(scale.center) - scale.center
-        parts.append(centred.to_numpy() / (scale.spread or 1.0))
-    return np.column_stack(parts)
+    """Robustly standardised numeric features on each column's scale, missing cells at the
+    median (for scoring only)."""
+    return np.column_stack([scales[c].standardise(table[c]).fillna(0.0).to_numpy() for c in columns])
 
 
 def row_scores(x: np.ndarray, params: OutliersParams, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -222,9 +233,7 @@ def row_scores(x: np.ndarray, params: OutliersParams, seed: int) -> tuple[np.nda
     return -lof.negative_outlier_factor_, labels == -1
 
 
-def apply_action(
-    table: pd.DataFrame, flags: Flags, scales: dict[str, Scale], params: OutliersParams
-) -> pd.DataFrame:
+def apply_action(table: pd.DataFrame, flags: Flags, scales: dict[str, Scale], params: OutliersParams) -> pd.DataFrame:
     """The new table: unchanged, rows dropped, flagged cells blanked, or values clipped."""
     out = table.copy()
     rows = flags.cells.any(axis=1)
@@ -243,11 +252,11 @@ def apply_action(
 
 
 def clip_values(series: pd.Series, scale: Scale, col: str, params: OutliersParams) -> pd.Series:
-    """``series`` clipped to the robust bounds (median ± threshold * spread), then to the rule range."""
+    """``series`` clipped to the robust bounds (median ± threshold * spread, exp() of those on the
+    log scale), then to the rule range."""
     clipped = series.astype(float)
     if params.method != "rules" and scale.spread > 0:
-        bound = params.threshold * scale.spread
-        clipped = clipped.clip(scale.center - bound, scale.center + bound)
+        clipped = clipped.clip(*scale.bounds(params.threshold))
     low, high = params.ranges.get(col, (None, None))
     return clipped.clip(low, high)
 
@@ -270,6 +279,7 @@ def _result(
         "flagged_rows": flagged_rows,
         "flagged_cells": int(cells.to_numpy().sum()),
         "per_column": per_column,
+        "scales": {} if params.method == "rules" else {str(c): s.name for c, s in scales.items()},
         "rows": entries[:ROW_CAP],
         "skipped": skipped,
     }
@@ -319,15 +329,18 @@ def _summary(findings: dict, params: OutliersParams, dropped: int) -> str:
     how = METHOD_WORDS[params.method]
     if params.ranges and params.method != "rules":
         how += " and the domain rules"
+    logged = sum(1 for s in findings["scales"].values() if s == "log")
+    on_log = f"{plural(logged, 'right-skewed positive column')} judged on the log scale" if logged else ""
     if not findings["flagged_cells"]:
-        return f"No outliers found by {how} in the checked columns; the table is unchanged."
-    found = (
-        f"{plural(findings['flagged_cells'], 'outlying value')} in {plural(findings['flagged_rows'], 'row')}"
-    )
+        checked = f"the checked columns ({on_log})" if on_log else "the checked columns"
+        return f"No outliers found by {how} in {checked}; the table is unchanged."
+    found = f"{plural(findings['flagged_cells'], 'outlying value')} in {plural(findings['flagged_rows'], 'row')}"
     text = f"Found {found} by {how}: {counts_text(findings['per_column'])}."
     worst = findings["rows"][0]
     text += f" The most extreme is {worst['column']} = {worst['value']:g} in row {worst['row']}"
     text += f" ({worst['reason']})."
+    if on_log:
+        text += f" {on_log[0].upper()}{on_log[1:]}."
     action = {
         "flag": " Nothing was changed.",
         "drop": f" Dropped {plural(dropped, 'row')}.",
@@ -341,14 +354,10 @@ def _charts(per_column: dict[str, int], scores: pd.Series | None) -> list[Chart]
     charts = []
     if per_column:
         charts.append(
-            Chart(
-                "bar", "Outlying values per column", list(per_column), [float(v) for v in per_column.values()]
-            )
+            Chart("bar", "Outlying values per column", list(per_column), [float(v) for v in per_column.values()])
         )
     if scores is not None:
         counts, edges = np.histogram(scores.to_numpy(), bins=20)
         labels = [f"{edges[i]:.2f}" for i in range(len(counts))]
-        charts.append(
-            Chart("histogram", "Row outlier scores", labels, [float(c) for c in counts], "score", "rows")
-        )
+        charts.append(Chart("histogram", "Row outlier scores", labels, [float(c) for c in counts], "score", "rows"))
     return charts

@@ -114,6 +114,18 @@ def build_registry(include_plugins: bool = True) -> Registry:
     return registry
 
 
+def find_tool(name: str, extra: tuple[str, ...] = ()) -> type[Tool]:
+    """Load only what it takes to find ``name``: built-ins and ``extra`` first, plugins if need be.
+
+    The sandbox child uses this, so a call to a built-in never imports plugin code."""
+    registry = build_registry(include_plugins=False)
+    for spec in extra:
+        registry.add(load_object(spec), "extra", spec)
+    if name in registry.tools:
+        return registry.tools[name]
+    return build_registry().get(name)
+
+
 @lru_cache(maxsize=1)
 def default_registry() -> Registry:
     """The process-wide registry (built once)."""

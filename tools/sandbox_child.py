@@ -7,6 +7,7 @@ plugin code is imported or run.
 from __future__ import annotations
 
 import ctypes
+import io
 import json
 import math
 import os
@@ -19,7 +20,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 INPUT, OUTPUT, CALL, RESULT = "input.parquet", "output.parquet", "call.json", "result.json"
 _CLONE_NEWNET = 0x40000000
@@ -27,6 +28,20 @@ _BLOCKED_EVENTS = frozenset(
     {"socket.__new__", "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
      "os.forkpty", "pty.spawn"}
 )  # fmt: skip
+
+
+def _warm_up() -> ThreadpoolController:
+    """Work done once in the forkserver instead of in every child: finding the thread pools
+    of the loaded libraries, and pandas' lazy Parquet set-up."""
+    import pandas as pd
+
+    buffer = io.BytesIO()
+    pd.DataFrame({"x": [1.0], "s": ["a"]}).to_parquet(buffer)
+    pd.read_parquet(io.BytesIO(buffer.getvalue()))
+    return ThreadpoolController()
+
+
+_THREADPOOLS = _warm_up()
 
 
 class SandboxViolation(PermissionError):
@@ -52,7 +67,7 @@ def _apply_limits(limits: dict[str, Any]) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # The OpenMP/BLAS pools were sized when the forkserver imported them; environment
     # variables set now would be ignored, so resize the pools directly.
-    threadpool_limits(limits=int(limits.get("threads", 1)))
+    _THREADPOOLS.limit(limits=int(limits.get("threads", 1)))
 
 
 def _unshare_network() -> bool:
@@ -88,9 +103,7 @@ def _run_call(workdir: Path, limits: dict[str, Any], progress: Connection) -> di
     try:
         return _execute(workdir, progress)
     except MemoryError:
-        return _error(
-            "memory", f"the tool ran out of memory (limit {limits['memory_mb']} MiB of address space)"
-        )
+        return _error("memory", f"the tool ran out of memory (limit {limits['memory_mb']} MiB of address space)")
     except SandboxViolation as exc:
         return _error("tool", f"the tool broke a sandbox rule: {exc}")
     except _CallError as exc:
@@ -113,14 +126,11 @@ def _execute(workdir: Path, progress: Connection) -> dict[str, Any]:
     from pydantic import ValidationError
 
     from tools.base import ToolContext, ToolResult
-    from tools.registry import UnknownToolError, build_registry, load_object
+    from tools.registry import UnknownToolError, find_tool
 
     call = json.loads((workdir / CALL).read_text(encoding="utf-8"))
-    registry = build_registry()
-    for spec in call.get("extra_tools", []):
-        registry.add(load_object(spec), "extra", spec)
     try:
-        tool_cls = registry.get(call["tool"])
+        tool_cls = find_tool(call["tool"], tuple(call.get("extra_tools", ())))
     except UnknownToolError as exc:
         raise _CallError("params", str(exc)) from None
     try:
@@ -149,9 +159,7 @@ def _check_table(name: str, mutates: bool, result: Any, ctx: Any) -> None:
     if result.table is not None:
         lost = [c for c in [ctx.target, *ctx.id_columns] if c and c not in result.table.columns]
         if lost:
-            raise _CallError(
-                "tool", f"{name} removed protected column(s) {lost} (target and identifiers stay)"
-            )
+            raise _CallError("tool", f"{name} removed protected column(s) {lost} (target and identifiers stay)")
 
 
 def _explain(exc: Any) -> str:

@@ -55,9 +55,7 @@ def test_clean_table_gets_only_diagnostics() -> None:
 
 
 def test_replans_from_history_and_new_profile() -> None:
-    history = [
-        Observation(key=k, tool=k.split(":")[0], status="done") for k in ("evaluate:baseline", "coerce_types")
-    ]
+    history = [Observation(key=k, tool=k.split(":")[0], status="done") for k in ("evaluate:baseline", "coerce_types")]
     leak = Observation(
         key="leakage",
         tool="leakage",

@@ -43,9 +43,7 @@ def copilot(
     done = subprocess.run([*COPILOT, *args], capture_output=True, text=True, env=env, timeout=600,
                           input=input_text if input_text is not None else "")  # fmt: skip
     if check and done.returncode != 0:
-        raise AssertionError(
-            f"copilot {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
-        )
+        raise AssertionError(f"copilot {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return done
 
 
@@ -93,9 +91,7 @@ def test_duplicates_are_removed_and_ids_kept(run: Run) -> None:
 def test_most_changed_labels_were_flipped(run: Run) -> None:
     step = next(s for s in run.report["steps"] if s["tool"] == "label_issues")
     assert step["status"] == "done"
-    merged = run.dirty.merge(
-        run.cleaned[["record_id", TARGET]], on="record_id", suffixes=("_dirty", "_clean")
-    )
+    merged = run.dirty.merge(run.cleaned[["record_id", TARGET]], on="record_id", suffixes=("_dirty", "_clean"))
     changed = merged.loc[merged[f"{TARGET}_dirty"] != merged[f"{TARGET}_clean"], "record_id"]
     flipped = set(run.dirty.iloc[run.log.flipped_rows]["record_id"])
     assert len(changed) >= 5

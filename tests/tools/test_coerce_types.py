@@ -32,9 +32,7 @@ def dirty_table(n: int = N, seed: int = 0, first_row: int = 0) -> pd.DataFrame:
             "weight": [f"{w:.1f} kg" for w in rng.normal(75, 10, n)],
             "glucose": glucose,
             "smoker": rng.choice(["yes", "no", "Yes", "NO"], n),
-            "visit": [
-                d.strftime("%Y-%m-%d") if i % 2 else d.strftime("%d %b %Y") for i, d in enumerate(days)
-            ],
+            "visit": [d.strftime("%Y-%m-%d") if i % 2 else d.strftime("%d %b %Y") for i, d in enumerate(days)],
             "city": rng.choice(["Leeds", "York", "unknown"], n, p=[0.45, 0.45, 0.1]),
             "outcome": rng.choice(["sick", "well"], n),
         },
@@ -138,9 +136,7 @@ def test_reapply_on_held_out_data_repeats_the_same_schema(result) -> None:
     pd.testing.assert_series_equal(again.dtypes, result.table.dtypes)
     assert again["age"].equals(pd.to_numeric(held_out["age"].replace("?", None)).astype(float))
     assert np.isnan(again["weight"].iloc[0])  # not a number: missing, without re-inferring anything
-    pd.testing.assert_series_equal(
-        again["weight"].iloc[1:], held_out["weight"].iloc[1:].str[:-3].astype(float)
-    )
+    pd.testing.assert_series_equal(again["weight"].iloc[1:], held_out["weight"].iloc[1:].str[:-3].astype(float))
     assert again["visit"].iloc[0] == pd.Timestamp("2022-02-05")
     assert again["smoker"].isin([0.0, 1.0]).all()
 

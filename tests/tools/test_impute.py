@@ -203,3 +203,58 @@ def test_reapply_runs_standalone_for_model_based_fills(method: str) -> None:
     fitted = json.loads(json.dumps(result.fitted))
     held = knock_out(body_table(60, seed=24), "weight", 0.3, seed=25)
     pd.testing.assert_frame_equal(namespace["reapply_impute"](held, fitted), reapply_impute(held, fitted))
+
+
+def test_new_data_gaps_in_columns_complete_at_fit_time_get_the_fallback() -> None:
+    """b had no gaps in training: new data's gaps in b get b's training median, city's its mode."""
+    train = knock_out(body_table(300, seed=26), "noise", 0.1, seed=27)  # only noise has gaps
+    train["flag"] = np.random.default_rng(28).choice([True, False], len(train), p=[0.7, 0.3])
+    result = run(train)
+    assert set(by_column(result)) == {"noise"}
+    fallback = result.fitted["fallback"]
+    assert set(fallback) == {"height", "weight", "noise", "city", "flag"}  # never pid or outcome
+    assert fallback["weight"] == pytest.approx(train["weight"].median())
+    assert fallback["city"] == "Leeds" and fallback["flag"] is True
+
+    held = body_table(80, seed=29)
+    held["flag"] = pd.array([True, False] * 40, dtype="boolean")
+    for column, seed in (("weight", 30), ("city", 31), ("flag", 32), ("outcome", 33)):
+        held = knock_out(held, column, 0.25, seed=seed)
+    held.loc[[1, 2], "pid"] = None
+    gaps = held.isna()
+    fitted = json.loads(json.dumps(result.fitted, allow_nan=False))
+    out = reapply_impute(held, fitted)
+    assert (out.loc[gaps["weight"], "weight"] == train["weight"].median()).all()
+    assert (out.loc[gaps["city"], "city"] == "Leeds").all()
+    assert out.loc[gaps["flag"], "flag"].all()
+    pd.testing.assert_series_equal(out.loc[~gaps["weight"], "weight"], held.loc[~gaps["weight"], "weight"])
+    pd.testing.assert_series_equal(out["outcome"], held["outcome"])  # the target keeps its gaps
+    pd.testing.assert_series_equal(out["pid"], held["pid"])
+    assert out.drop(columns=["outcome", "pid"]).notna().all().all()
+
+
+def test_model_columns_keep_their_method_and_the_fallback_fills_the_rest() -> None:
+    train = knock_out(body_table(400, seed=34), "weight", 0.2, seed=35)  # iterative, from height
+    result = run(train)
+    assert by_column(result)["weight"]["method"] == "iterative"
+    held = knock_out(knock_out(body_table(100, seed=36), "weight", 0.3, seed=37), "height", 0.2, seed=38)
+    fitted = json.loads(json.dumps(result.fitted))
+    out = reapply_impute(held, fitted)
+    no_fallback = reapply_impute(held, {**fitted, "fallback": {}})
+    pd.testing.assert_series_equal(out["weight"], no_fallback["weight"])  # still the iterative fill
+    height_gaps = held["height"].isna()
+    assert no_fallback.loc[height_gaps, "height"].isna().all()  # what happened before the fallback
+    assert (out.loc[height_gaps, "height"] == train["height"].median()).all()
+    assert out[["height", "weight", "noise", "city"]].notna().all().all()
+
+
+def test_the_fallback_does_not_change_the_output_on_the_training_table() -> None:
+    holed = knock_out(knock_out(body_table(), "weight", 0.2, seed=39), "city", 0.1, seed=40)
+    holed["empty"] = np.nan
+    for method in ("auto", "knn"):
+        result = run(holed, method=method, add_indicators=True)
+        assert "empty" not in result.fitted["fallback"]  # nothing to learn a fill from
+        without = reapply_impute(holed, {**result.fitted, "fallback": {}})
+        pd.testing.assert_frame_equal(result.table, without)
+    named = run(holed, columns=["weight", "height"])
+    assert set(named.fitted["fallback"]) == {"weight", "height"}  # only the columns asked for

@@ -53,9 +53,7 @@ def default_run(cancer: tuple[pd.DataFrame, pd.Series, pd.Index]) -> ToolResult:
 
 @pytest.fixture
 def small() -> tuple[pd.DataFrame, pd.Index]:
-    X, y = make_classification(
-        n_samples=300, n_features=6, n_informative=4, class_sep=2.0, flip_y=0, random_state=1
-    )
+    X, y = make_classification(n_samples=300, n_features=6, n_informative=4, class_sep=2.0, flip_y=0, random_state=1)
     table = pd.DataFrame(X, columns=[f"x{i}" for i in range(6)])
     table.insert(0, "patient", [f"P{i:04d}" for i in range(300)])
     table["status"] = pd.Series(np.where(y == 1, "sick", "well"), dtype="str")

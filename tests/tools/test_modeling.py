@@ -67,9 +67,7 @@ def test_feature_matrix_encodes_each_type_and_skips_ids_target_text() -> None:
 
 def test_feature_matrix_caps_the_number_of_levels() -> None:
     rng = np.random.default_rng(0)
-    table = pd.DataFrame(
-        {"code": [f"c{i}" for i in rng.integers(0, 400, 2000)], "y": rng.integers(0, 2, 2000)}
-    )
+    table = pd.DataFrame({"code": [f"c{i}" for i in rng.integers(0, 400, 2000)], "y": rng.integers(0, 2, 2000)})
     X = feature_matrix(table, ToolContext(target="y", column_types={"code": "categorical"}))
     assert len(X["code"].cat.categories) == MAX_LEVELS + 1
     assert "(other)" in X["code"].cat.categories
@@ -116,9 +114,7 @@ def test_training_data_for_regression_keeps_the_target_name() -> None:
         training_data(messy_table(50), ToolContext(target="city", task="regression"))
 
 
-@pytest.mark.parametrize(
-    ("target", "message"), [(None, "needs a target"), ("nope", "'nope' is not in the table")]
-)
+@pytest.mark.parametrize(("target", "message"), [(None, "needs a target"), ("nope", "'nope' is not in the table")])
 def test_training_data_rejects_a_bad_target(target: str | None, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         training_data(messy_table(50), ToolContext(target=target))
@@ -190,9 +186,7 @@ def test_cross_val_score_multiclass_and_regression() -> None:
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
     three = pd.Series(np.digitize(X["a"], [-0.5, 0.5]))
-    multi = cross_val_score(
-        X, three, standard_model("classification", 0, kind="linear"), "classification", 3, 0
-    )
+    multi = cross_val_score(X, three, standard_model("classification", 0, kind="linear"), "classification", 3, 0)
     assert multi["roc_auc"].mean > 0.9
 
     y = pd.Series(2 * X["a"] - X["b"] + rng.normal(0, 0.1, 300))

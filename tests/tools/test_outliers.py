@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.datasets import load_breast_cancer
 
-from tools._frame import robust_scale
+from tools._frame import is_right_skewed, robust_scale
 from tools.base import ToolContext, ToolResult
 from tools.outliers import Outliers
 
@@ -181,3 +182,119 @@ def test_iqr_spread_is_used_when_the_mad_is_zero() -> None:
     result = run(table, action="flag")
     assert result.findings["per_column"] == {"visits": 1}
     assert result.findings["rows"][0]["row"] == 300
+
+
+def skewed_table(n: int = 2000, sigma: float = 0.75, seed: int = 5) -> pd.DataFrame:
+    """A lognormal concentration (positive, long right tail, no faults), a symmetric change
+    with negative values, and an id and a target."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "pid": np.arange(n),
+            "conc": rng.lognormal(3.0, sigma, n),
+            "delta": rng.normal(0.0, 10.0, n),
+            "outcome": rng.normal(0, 1, n),
+        }
+    )
+
+
+def test_a_clean_lognormal_column_is_judged_on_the_log_scale() -> None:
+    table = skewed_table()
+    result = run(table, action="flag")
+    assert result.findings["per_column"].get("conc", 0) <= 0.005 * len(table)  # linear z flags ~2.5%
+    assert result.findings["scales"] == {"conc": "log", "delta": "linear"}
+    assert "log scale" in run(skewed_table(400, sigma=1.0), action="flag").summary
+
+
+def test_unit_slips_in_a_lognormal_column_are_all_flagged() -> None:
+    table = skewed_table()
+    slips = np.random.default_rng(6).choice(len(table), 20, replace=False)
+    table.loc[slips, "conc"] *= 1000
+    result = run(table, action="flag")
+    flagged = {e["row"] for e in result.findings["rows"] if e["column"] == "conc"}
+    assert set(slips) <= flagged and len(flagged) <= len(slips) + 0.005 * len(table)
+    reasons = {e["reason"] for e in result.findings["rows"] if e["column"] == "conc"}
+    assert all("on the log scale" in r for r in reasons)
+    assert result.findings["scales"]["conc"] == "log"
+
+
+def test_symmetric_zero_or_negative_columns_keep_the_linear_scale() -> None:
+    table = with_slips(patients())
+    table["delta"] = np.random.default_rng(7).normal(0.0, 10.0, len(table))
+    table["delta"] = table["delta"].where(table.index != 50, 5000.0)
+    table["dose"] = np.random.default_rng(8).lognormal(1.0, 1.0, len(table))
+    table.loc[0, "dose"] = 0.0  # not strictly positive: log is undefined, so linear
+    result = run(table, action="flag")
+    scales = result.findings["scales"]
+    assert scales == {"weight": "linear", "height": "linear", "age": "linear", "delta": "linear", "dose": "linear"}
+    reasons = {(e["row"], e["column"]): e["reason"] for e in result.findings["rows"]}
+    assert "on the linear scale" in reasons[(50, "delta")]
+    assert "on the linear scale" in reasons[(10, "weight")]
+
+
+def test_log_scale_needs_a_clear_skew_and_enough_values() -> None:
+    rng = np.random.default_rng(9)
+    assert is_right_skewed(rng.lognormal(0, 0.5, 500))
+    assert not is_right_skewed(rng.uniform(60, 90, 500))  # positive but symmetric
+    assert not is_right_skewed(rng.normal(172, 8, 500))
+    assert not is_right_skewed(-rng.lognormal(0, 1, 500))  # left-skewed, negative
+    assert not is_right_skewed(rng.lognormal(0, 1, 10))  # too few values to judge
+    lognormal = rng.lognormal(0, 1, 500)
+    lognormal[:5] *= 1e6  # slips cannot change the decision (quantiles only)
+    assert is_right_skewed(lognormal)
+
+
+def test_clip_on_a_log_scale_column_uses_exp_of_the_log_bounds() -> None:
+    table = skewed_table(500)
+    table.loc[3, "conc"] = table["conc"].median() * 1000
+    result = run(table, action="clip", threshold=5.0)
+    logs = np.log(table["conc"])
+    center = logs.median()
+    spread = 1.4826 * (logs - center).abs().median()
+    assert result.table.loc[3, "conc"] == pytest.approx(np.exp(center + 5.0 * spread))
+    assert robust_scale(table["conc"], allow_log=True).bounds(5.0)[1] == pytest.approx(np.exp(center + 5 * spread))
+    untouched = table.index.difference([3])
+    pd.testing.assert_frame_equal(result.table.loc[untouched], table.loc[untouched], check_dtype=False)
+
+
+def test_row_methods_pick_the_cell_by_its_scale_aware_z() -> None:
+    """A legitimate high concentration has a larger linear z than the real fault in its row."""
+    rng = np.random.default_rng(10)
+    n = 500
+    table = pd.DataFrame({"a": rng.normal(0, 1, n), "b": rng.normal(0, 1, n), "conc": rng.lognormal(0, 1, n)})
+    table.loc[7, ["a", "b", "conc"]] = [8.0, -8.0, np.exp(2.5)]  # conc: linear z ~13, log z ~2.5
+    result = Outliers().run(
+        table, Outliers.parse_params({"method": "isolation_forest", "contamination": 0.01}), ToolContext(seed=0)
+    )
+    entry = next(e for e in result.findings["rows"] if e["row"] == 7)
+    assert entry["column"] in ("a", "b") and "linear scale" in entry["reason"]
+    assert result.table.loc[7, "conc"] == table.loc[7, "conc"]
+
+
+def breast_cancer() -> pd.DataFrame:
+    """569 real tumours, 30 measurements; most are positive and right-skewed, none is faulty."""
+    return load_breast_cancer(as_frame=True).data
+
+
+def test_few_flags_on_the_clean_breast_cancer_table() -> None:
+    table = breast_cancer()
+    result = Outliers().run(table, Outliers.parse_params({"action": "flag"}), ToolContext())
+    assert result.findings["flagged_cells"] <= 40  # 27 measured; the linear z alone flagged 197
+    assert result.findings["scales"]["mean area"] == "log"
+    assert result.findings["scales"]["mean concavity"] == "linear"  # it has zeros
+
+
+def test_every_unit_slip_is_found_on_the_breast_cancer_table() -> None:
+    table = breast_cancer()
+    values = table.to_numpy()
+    cells = np.flatnonzero(values.ravel() != 0)  # zero times 1000 is no slip
+    slips = np.random.default_rng(11).choice(cells, int(0.03 * values.size), replace=False)
+    truth = np.zeros(values.size, dtype=bool)
+    truth[slips] = True
+    slipped = values.ravel().copy()
+    slipped[slips] *= 1000
+    frame = pd.DataFrame(slipped.reshape(values.shape), columns=table.columns)
+    result = Outliers().run(frame, Outliers.parse_params({"action": "set_missing"}), ToolContext())
+    flagged = result.table.isna().to_numpy().ravel()
+    assert flagged[truth].all()  # recall 100%
+    assert (flagged & ~truth).sum() <= 30

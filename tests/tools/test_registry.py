@@ -65,7 +65,7 @@ def test_broken_plugins_are_reported_and_skipped(tmp_path: Path, monkeypatch: py
 
 
 def test_unknown_tool_lists_the_known_ones() -> None:
-    with pytest.raises(UnknownToolError, match="no tool named 'imptue'; known tools: .*impute"):
+    with pytest.raises(UnknownToolError, match=r"no tool named 'imptue'; known tools: .*impute"):
         build_registry(include_plugins=False).get("imptue")
 
 

@@ -34,13 +34,9 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_well_behaved_tool_streams_progress_and_runs_in_fresh_folder(
-    sandbox: Sandbox, table_file: Path
-) -> None:
+def test_well_behaved_tool_streams_progress_and_runs_in_fresh_folder(sandbox: Sandbox, table_file: Path) -> None:
     seen: list[tuple[float, str]] = []
-    out = sandbox.run(
-        "count_rows", table_file, {"steps": 4}, CTX, on_progress=lambda f, m: seen.append((f, m))
-    )
+    out = sandbox.run("count_rows", table_file, {"steps": 4}, CTX, on_progress=lambda f, m: seen.append((f, m)))
     assert out.ok, out.error
     assert out.result["metrics"]["rows"] == 120
     assert out.result["findings"]["target"] == "outcome"

@@ -11,12 +11,8 @@ from tools.base import Tool, ToolContext, ToolParams, ToolResult
 
 
 class WinsorizeParams(ToolParams):
-    lower: float = Field(
-        0.01, ge=0.0, lt=0.5, description="Lower quantile; values below it are raised to it."
-    )
-    upper: float = Field(
-        0.99, gt=0.5, le=1.0, description="Upper quantile; values above it are lowered to it."
-    )
+    lower: float = Field(0.01, ge=0.0, lt=0.5, description="Lower quantile; values below it are raised to it.")
+    upper: float = Field(0.99, gt=0.5, le=1.0, description="Upper quantile; values above it are lowered to it.")
     columns: list[str] = Field(
         default_factory=list, description="Numeric columns to clip (empty: all numeric features)."
     )
@@ -52,14 +48,9 @@ class Winsorize(Tool):
         unknown = [c for c in columns if c not in table.columns]
         if unknown:
             raise ValueError(f"no column(s) {unknown}; the table has {list(table.columns)}")
-        bounds = {
-            c: [float(table[c].quantile(params.lower)), float(table[c].quantile(params.upper))]
-            for c in columns
-        }
+        bounds = {c: [float(table[c].quantile(params.lower)), float(table[c].quantile(params.upper))] for c in columns}
         out = reapply_winsorize(table, {"bounds": bounds})
-        clipped = {
-            c: int((out[c] != table[c]).sum() - (out[c].isna() & table[c].isna()).sum()) for c in columns
-        }
+        clipped = {c: int((out[c] != table[c]).sum() - (out[c].isna() & table[c].isna()).sum()) for c in columns}
         total = sum(clipped.values())
         return ToolResult(
             summary=f"Clipped {total} cell(s) in {sum(1 for n in clipped.values() if n)} column(s) at the "
