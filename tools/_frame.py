@@ -20,13 +20,18 @@ IQR_TO_SD = 1.349
 
 
 def infer_kind(series: pd.Series) -> str:
-    """The semantic type of a column judged from its dtype alone."""
+    """The semantic type of a column judged from its values alone, when ``feature_types`` has not run."""
+    values = series.dropna()
+    if values.nunique() <= 1:
+        return "constant"
     if pd.api.types.is_bool_dtype(series):
         return "boolean"
     if pd.api.types.is_numeric_dtype(series):
         return "numeric"
     if pd.api.types.is_datetime64_any_dtype(series):
         return "datetime"
+    if len(values) > 50 and values.nunique() > 0.5 * len(values):
+        return "text"
     return "categorical"
 
 

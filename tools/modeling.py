@@ -37,7 +37,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from tools.base import Task, ToolContext
+from tools._frame import infer_kind
+from tools.base import Task, ToolContext, infer_task
 
 ModelKind = Literal["hist_gradient_boosting", "linear", "ensemble"]
 Progress = Callable[[float, str], None]
@@ -46,7 +47,6 @@ FEATURE_KINDS = ("numeric", "categorical", "boolean", "datetime")
 #: HistGradientBoosting accepts at most 255 levels per categorical feature.
 MAX_LEVELS = 250
 OTHER_LEVEL = "(other)"
-MAX_CLASS_VALUES = 20
 
 
 def _no_progress(fraction: float, message: str) -> None:
@@ -56,29 +56,13 @@ def _no_progress(fraction: float, message: str) -> None:
 # --- column types ------------------------------------------------------------
 
 
-def infer_column_type(series: pd.Series) -> str:
-    """Guess a semantic type from the dtype when ``feature_types`` has not run."""
-    values = series.dropna()
-    if values.nunique() <= 1:
-        return "constant"
-    if pd.api.types.is_bool_dtype(series):
-        return "boolean"
-    if pd.api.types.is_numeric_dtype(series):
-        return "numeric"
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return "datetime"
-    if len(values) > 50 and values.nunique() > 0.5 * len(values):
-        return "text"
-    return "categorical"
-
-
 def feature_kinds(table: pd.DataFrame, ctx: ToolContext) -> tuple[dict[str, str], dict[str, str]]:
     """Split the feature columns into usable ones (column → type) and skipped ones (column → why)."""
     usable: dict[str, str] = {}
     skipped: dict[str, str] = {}
     for column in ctx.feature_columns(table):
         series = table[column]
-        kind = ctx.column_types.get(column) or infer_column_type(series)
+        kind = ctx.column_types.get(column) or infer_kind(series)
         if series.isna().all():
             skipped[column] = "all missing"
         elif kind in FEATURE_KINDS:
@@ -155,15 +139,6 @@ def _encode_features(
 
 
 # --- target --------------------------------------------------------------------
-
-
-def infer_task(target: pd.Series) -> Task:
-    """Classification for a non-numeric target or one with few integer-like values."""
-    values = target.dropna()
-    if pd.api.types.is_bool_dtype(target) or not pd.api.types.is_numeric_dtype(target):
-        return "classification"
-    integer_like = bool(np.all(np.mod(values.to_numpy(dtype="float64"), 1) == 0))
-    return "classification" if integer_like and values.nunique() <= MAX_CLASS_VALUES else "regression"
 
 
 def encode_labels(labels: pd.Series) -> tuple[np.ndarray, pd.Index]:

@@ -10,15 +10,14 @@ from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from tests.conftest import messy_table
-from tools.base import ToolContext
+from tools._frame import infer_kind
+from tools.base import ToolContext, infer_task
 from tools.modeling import (
     MAX_LEVELS,
     cross_val_score,
     encode_labels,
     feature_matrix,
     fold_count,
-    infer_column_type,
-    infer_task,
     out_of_fold_proba,
     standard_model,
     training_data,
@@ -43,8 +42,8 @@ def _separable(n: int = 300, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
         ([f"free text number {i}" for i in range(60)], "text"),
     ],
 )
-def test_infer_column_type(values: object, expected: str) -> None:
-    assert infer_column_type(pd.Series(values)) == expected
+def test_infer_kind(values: object, expected: str) -> None:
+    assert infer_kind(pd.Series(values)) == expected
 
 
 def test_feature_matrix_encodes_each_type_and_skips_ids_target_text() -> None:
