@@ -81,7 +81,7 @@ def clean(
         return
     approver = approve_all if yes else _ask_terminal
     outcome, paths = clean_file(input, target, output, settings, id_columns=id_column, guidance=guidance,
-                                approver=approver, on_event=_print_event, report=report)  # fmt: skip
+                                approver=approver, on_event=EventPrinter(), report=report)  # fmt: skip
     _print_summary(outcome, paths)
 
 
@@ -94,17 +94,39 @@ def _print_plan(steps: list[PlanStep]) -> None:
     console.print(table)
 
 
-def _print_event(kind: str, data: dict[str, Any]) -> None:
-    if kind == "step_started":
-        console.print(f"[bold]▶ {data['step']['tool']}[/bold] — {data['step']['rationale']}")
-    elif kind == "progress" and data.get("message"):
-        console.print(f"   [dim]{100 * data['fraction']:.0f}% {data['message']}[/dim]")
-    elif kind == "step_finished":
-        console.print(f"   [green]✓[/green] {data['result']['summary']}")
-    elif kind == "step_failed":
-        console.print(f"   [red]✗ {data['step']['tool']} failed:[/red] {data['error']}")
-    elif kind == "step_skipped":
-        console.print(f"   [yellow]– skipped {data['step']['tool']}[/yellow]")
+class EventPrinter:
+    """Shows a run on the terminal: the plan first, then each step, and how the plan changes."""
+
+    def __init__(self) -> None:
+        self.planned: list[str] | None = None
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "plan":
+            self._plan([PlanStep.model_validate(s) for s in data["steps"]])
+        elif kind == "step_started":
+            console.print(f"[bold]▶ {data['step']['tool']}[/bold] — {data['step']['rationale']}")
+        elif kind == "progress" and data.get("message"):
+            console.print(f"   [dim]{100 * data['fraction']:.0f}% {data['message']}[/dim]")
+        elif kind == "step_finished":
+            console.print(f"   [green]✓[/green] {data['result']['summary']}")
+        elif kind == "step_failed":
+            console.print(f"   [red]✗ {data['step']['tool']} failed:[/red] {data['error']}")
+        elif kind == "step_skipped":
+            console.print(f"   [yellow]– skipped {data['step']['tool']}[/yellow]")
+
+    def _plan(self, steps: list[PlanStep]) -> None:
+        keys = [s.key for s in steps]
+        if self.planned is None:
+            _print_plan(steps)
+        else:
+            expected = self.planned[1:]  # the step just taken is gone from a plan that did not change
+            added = [s for s in steps if s.key not in self.planned]
+            dropped = [k for k in expected if k not in keys]
+            for step in added:
+                console.print(f"   [cyan]plan: added {step.tool}[/cyan] — {step.rationale}")
+            for key in dropped:
+                console.print(f"   [cyan]plan: dropped {key}[/cyan] (no longer needed)")
+        self.planned = keys
 
 
 def _ask_terminal(step: PlanStep, columns: list[str]) -> Decision:
@@ -204,7 +226,7 @@ def demo(
     """Clean scikit-learn's breast-cancer table after injecting known faults, and show the effect."""
     from copilot.demo import run_demo
 
-    run_demo(output, get_settings(), console, _print_event)
+    run_demo(output, get_settings(), console, EventPrinter())
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ columns that had none when the pipeline was fitted.
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -39,6 +40,7 @@ from tools.base import Chart, Tool, ToolContext, ToolParams, ToolResult
 
 MIN_CORRELATION = 0.3
 KNN_DONOR_CAP = 2000
+SUMMARY_COLUMNS = 3  # columns named in the summary; the findings list them all
 MODE_KINDS = ("categorical", "boolean", "constant")
 
 
@@ -384,13 +386,17 @@ def _result(
 def _summary(per_column: list[dict[str, Any]], skipped: list[dict[str, str]], fitted: dict[str, Any]) -> str:
     if per_column:
         total = sum(c["filled"] for c in per_column)
-        parts = [_describe(c) for c in per_column]
-        text = f"Filled {plural(total, 'missing cell')} in {plural(len(per_column), 'column')}: "
-        text += "; ".join(parts) + "."
+        by_method = Counter(c["method"] for c in per_column)
+        shown = sorted(per_column, key=lambda c: -c["filled"])[:SUMMARY_COLUMNS]
+        text = f"Filled {plural(total, 'missing cell')} in {plural(len(per_column), 'column')} ("
+        text += ", ".join(f"{n} by {method}" for method, n in by_method.most_common()) + "); most: "
+        text += "; ".join(_describe(c) for c in shown)
+        text += f"; and {len(per_column) - len(shown)} more (see findings)." if len(per_column) > len(shown) else "."
     else:
         text = "No feature column needed filling; the table is unchanged."
     if skipped:
-        text += " Left alone: " + "; ".join(f"{s['column']} ({s['reason']})" for s in skipped) + "."
+        text += " Left alone: " + "; ".join(f"{s['column']} ({s['reason']})" for s in skipped[:SUMMARY_COLUMNS])
+        text += f" and {len(skipped) - SUMMARY_COLUMNS} more." if len(skipped) > SUMMARY_COLUMNS else "."
     if fitted["indicators"]:
         text += f" Added {plural(len(fitted['indicators']), 'missing-indicator column')}."
     if fitted["fallback"]:
