@@ -24,3 +24,19 @@ class PipelineError(CopilotError):
 
 class StepFailed(CopilotError):
     """A tool call failed in the sandbox; the input version is untouched."""
+
+
+class NotFound(CopilotError):
+    """No such session, step or version for this caller (another owner's look the same)."""
+
+
+class Conflict(CopilotError):
+    """The action does not fit the current state (e.g. approving a rejected step)."""
+
+
+class InvalidParams(CopilotError):
+    """Edited parameters that fail the tool's schema or name unknown columns."""
+
+    def __init__(self, message: str, errors: list[dict[str, object]]) -> None:
+        super().__init__(message)
+        self.errors = errors

@@ -28,6 +28,30 @@ class Settings(BaseSettings):
     tool_wall_seconds: float = Field(900.0, gt=0, description="Wall-clock limit of one tool run.")
     tool_threads: int = Field(1, ge=1, le=256, description="OpenMP/BLAS threads of one tool run.")
     seed: int = Field(0, description="Seed handed to every tool; runs are reproducible.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the store; default: a SQLite file in the data directory."
+    )
+    tokens: str = Field(
+        "", description="Comma-separated bearer tokens; empty: no auth, and the server binds 127.0.0.1 only."
+    )
+    token_file: Path | None = Field(None, description="A file with one bearer token per line (added to tokens).")
+    max_upload_mb: float = Field(200.0, gt=0, description="Largest upload accepted by the API, in MiB.")
+    max_running_steps: int = Field(2, ge=1, description="Tool runs at once across sessions; others queue.")
+    import_dir: Path | None = Field(
+        None, description="A folder whose files may be named (not uploaded) when creating a session."
+    )
+    policy: str = Field("mutating", description="Default approval policy: always, mutating or never.")
+
+    def token_list(self) -> list[str]:
+        """Every configured token, from COPILOT_TOKENS and COPILOT_TOKEN_FILE."""
+        tokens = [t.strip() for t in self.tokens.split(",") if t.strip()]
+        if self.token_file is not None:
+            lines = self.token_file.read_text(encoding="utf-8").splitlines()
+            tokens += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        return tokens
+
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'copilot.db'}"
 
 
 @lru_cache(maxsize=1)

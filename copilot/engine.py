@@ -1,0 +1,378 @@
+"""The session engine: the state machine behind the API, with an approval gate it enforces.
+
+::
+
+    created ─► planning ─► awaiting_approval(step) ─► running(step) ─► planning ─► … ─► done
+                               │ reject / edit                                        stopped | failed
+
+Every transition is committed to the store before its side effect starts: a
+step is marked ``running`` (with its approval on record) before the sandbox
+is asked to run it, so a restarted server never runs a step twice. On start,
+steps left ``running`` by a crash are marked failed and interrupted, and the
+coordinator may propose them again; sessions waiting at a gate stay there.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from agents.plan import Guidance
+from agents.worker import ToolCallError, validate_call
+from copilot import session_views as views
+from copilot.errors import Conflict, InvalidParams, NotFound
+from copilot.events import EventBus
+from copilot.jobs import make_sandbox
+from copilot.loading import load_table
+from copilot.pipeline import PipelineSpec
+from copilot.planning import Planner
+from copilot.script import render_script
+from copilot.settings import Settings
+from copilot.step_runner import StepRunner
+from copilot.store import ApprovalRow, EventRow, MessageRow, SessionRow, StepRow, Store, VersionRow, now
+from copilot.validation import check_table
+from copilot.versions import VersionStore
+from copilot.views import EventView, MessageView, Policy, SessionView, VersionView
+from tools.registry import Registry, default_registry
+from tools.sandbox import isolation_mode
+
+log = logging.getLogger(__name__)
+FINAL_STATES = {"done", "stopped", "failed"}
+
+
+class Engine:
+    def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
+        self.settings = settings
+        self.registry = registry or default_registry()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(settings.store_url())
+        self.version_store = VersionStore(settings.data_dir / "versions")
+        self.bus = EventBus()
+        self.isolation = "unknown"
+        self._lock = threading.RLock()  # one writer at a time: the gate's checks and its commit are atomic
+        self._local = threading.local()  # events of the transaction in progress, per thread
+        self._executor = ThreadPoolExecutor(max_workers=settings.max_running_steps, thread_name_prefix="step")
+        self.planner = Planner(self.registry, self.version_store)
+        self.runner = StepRunner(make_sandbox(settings), self.version_store, self.registry, settings.seed)
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.store.migrate()
+        self.isolation = isolation_mode()
+        for session_id in self._recover():
+            self._advance(session_id)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _recover(self) -> list[str]:
+        """Mark steps a crash left running as interrupted; return the sessions to re-plan."""
+        with self._write() as db:
+            touched = set()
+            for step in db.scalars(select(StepRow).where(StepRow.status == "running")):
+                step.status, step.interrupted, step.finished_at = "failed", True, now()
+                step.error = "interrupted by a server restart before it finished; it may be proposed again"
+                touched.add(step.session_id)
+                self._emit(db, db.get_one(SessionRow, step.session_id), "step_failed",
+                           {"step_id": step.id, "tool": step.tool, "error": step.error})  # fmt: skip
+            stalled = select(SessionRow.id).where(SessionRow.state.in_(["running", "planning", "created"]))
+            ids = sorted(touched | set(db.scalars(stalled)))
+            for session_id in ids:
+                session = db.get_one(SessionRow, session_id)
+                if session.state not in FINAL_STATES:
+                    self._set_state(db, session, "planning")
+        return ids
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    def create_session(
+        self, file: Path, filename: str, target: str, owner: str, goal: str = "",
+        policy: Policy | None = None, id_columns: list[str] | None = None,
+    ) -> SessionView:  # fmt: skip
+        """Read the upload, check it, store version 0 and start planning. Nothing is kept on error."""
+        session_id = uuid.uuid4().hex
+        folder = self.settings.data_dir / "uploads" / session_id
+        folder.mkdir(parents=True)
+        try:
+            source = folder / (Path(filename).name or "upload.csv")
+            shutil.move(file, source)
+            loaded = load_table(source, self.settings.max_file_mb)
+            ids = list(id_columns or [])
+            task = check_table(loaded.table, source.name, target, ids, min_rows=self.settings.min_rows,
+                               max_rows=self.settings.max_rows, max_columns=self.settings.max_columns)  # fmt: skip
+            first, profile, ids = self.planner.first_version(loaded.table, target, ids, task)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        with self._write() as db:
+            session = SessionRow(
+                id=session_id, owner=owner, state="created", target=target, task=task, goal=goal,
+                policy=policy or self.settings.policy, source=source.name, source_format=loaded.source.__dict__,
+                id_columns=ids, guidance=Guidance(goal=goal).model_dump(), version=first.id, last_seq=0,
+            )  # fmt: skip
+            db.add(session)
+            db.flush()  # the rows below refer to it
+            db.add(VersionRow(session_id=session_id, id=first.id, blob=first.blob, n_rows=first.n_rows,
+                              n_columns=first.n_columns, profile=profile))  # fmt: skip
+            self._set_state(db, session, "planning")
+        self._advance(session_id)
+        return self.get_session(session_id, owner)
+
+    def list_sessions(self, owner: str) -> list[SessionView]:
+        with self.store.transaction() as db:
+            rows = db.scalars(select(SessionRow).where(SessionRow.owner == owner).order_by(SessionRow.created_at))
+            return [views.session_view(db, s, self.registry) for s in rows]
+
+    def get_session(self, session_id: str, owner: str) -> SessionView:
+        with self.store.transaction() as db:
+            return views.session_view(db, self._owned(db, session_id, owner), self.registry)
+
+    def profile(self, session_id: str, owner: str) -> dict[str, Any]:
+        with self.store.transaction() as db:
+            session = self._owned(db, session_id, owner)
+            return db.get_one(VersionRow, (session.id, session.version)).profile
+
+    # -- the gate -----------------------------------------------------------------------------
+
+    def approve(self, session_id: str, step_id: int, owner: str, params: dict[str, Any] | None = None) -> SessionView:
+        """Approve the pending step (with edited params); a second approval changes nothing."""
+        with self._write() as db:
+            session = self._owned(db, session_id, owner)
+            step = self._step(db, session, step_id)
+            if step.status in {"running", "done", "failed"} and self._approved(db, step):
+                return views.session_view(db, session, self.registry)
+            if step.status != "awaiting_approval" or session.state != "awaiting_approval":
+                raise Conflict(f"step {step_id} ({step.tool}) is {step.status}, not awaiting approval")
+            columns = list(db.get_one(VersionRow, (session.id, session.version)).profile["columns"])
+            try:
+                call = validate_call(self.registry, step.tool, step.params if params is None else params, columns)
+            except ToolCallError as exc:
+                raise InvalidParams(str(exc), [{"loc": ["params"], "msg": str(exc)}]) from None
+            db.add(ApprovalRow(session_id=session.id, step_id=step.id, decision="approve",
+                               params=call.params, owner=owner))  # fmt: skip
+            step.params = call.params
+            self._start_step(db, session, step)
+        self._executor.submit(self._run, session_id, step_id)
+        return self.get_session(session_id, owner)
+
+    def reject(self, session_id: str, step_id: int, owner: str, reason: str) -> SessionView:
+        with self._write() as db:
+            session = self._owned(db, session_id, owner)
+            step = self._step(db, session, step_id)
+            if step.status != "awaiting_approval":
+                raise Conflict(f"step {step_id} ({step.tool}) is {step.status}, not awaiting approval")
+            db.add(ApprovalRow(session_id=session.id, step_id=step.id, decision="reject", reason=reason, owner=owner))
+            step.status, step.error, step.finished_at = "rejected", reason, now()
+            self._emit(db, session, "message", {"role": "user", "text": f"Rejected {step.tool}: {reason}"})
+            self._set_state(db, session, "planning")
+        self._advance(session_id)
+        return self.get_session(session_id, owner)
+
+    def undo(self, session_id: str, owner: str) -> SessionView:
+        """Go back to the parent of the current version; the step that made it becomes ``reverted``."""
+        with self._write() as db:
+            session = self._owned(db, session_id, owner)
+            if session.state == "running":
+                raise Conflict("a step is running; wait for it to finish before undoing")
+            current = db.get_one(VersionRow, (session.id, session.version))
+            if current.parent is None:
+                raise Conflict("this is the first version; there is nothing to undo")
+            if current.step_id is not None:
+                db.get_one(StepRow, current.step_id).status = "reverted"
+            session.version = current.parent
+            self._emit(db, session, "version_created", {"version": current.parent, "undo_of": current.id})
+            self._set_state(db, session, "planning")
+        self._advance(session_id)
+        return self.get_session(session_id, owner)
+
+    def stop(self, session_id: str, owner: str) -> SessionView:
+        with self._write() as db:
+            session = self._owned(db, session_id, owner)
+            if session.state not in FINAL_STATES:
+                self._drop_proposed(db, session)
+                self._set_state(db, session, "stopped")
+        return self.get_session(session_id, owner)
+
+    # -- messages, versions, exports ----------------------------------------------------------
+
+    def post_message(self, session_id: str, owner: str, text: str) -> MessageView:
+        with self._write() as db:
+            session = self._owned(db, session_id, owner)
+            message = MessageRow(session_id=session.id, role="user", text=text)
+            db.add(message)
+            db.flush()
+            self._emit(db, session, "message", {"id": message.id, "role": "user", "text": text})
+            view = views.message_view(message)
+        return view
+
+    def messages(self, session_id: str, owner: str) -> list[MessageView]:
+        with self.store.transaction() as db:
+            session = self._owned(db, session_id, owner)
+            rows = db.scalars(select(MessageRow).where(MessageRow.session_id == session.id).order_by(MessageRow.id))
+            return [views.message_view(m) for m in rows]
+
+    def versions(self, session_id: str, owner: str) -> list[VersionView]:
+        with self.store.transaction() as db:
+            return views.version_views(db, self._owned(db, session_id, owner))
+
+    def version_file(self, session_id: str, version_id: str, owner: str) -> Path:
+        with self.store.transaction() as db:
+            session = self._owned(db, session_id, owner)
+            row = db.get(VersionRow, (session.id, version_id))
+            if row is None:
+                raise NotFound(f"session {session_id} has no version {version_id!r}")
+            return self.version_store.blob_path(row.blob)
+
+    def pipeline(self, session_id: str, owner: str) -> PipelineSpec:
+        with self.store.transaction() as db:
+            return views.pipeline_spec(db, self._owned(db, session_id, owner), self.registry)
+
+    def pipeline_script(self, session_id: str, owner: str) -> str:
+        return render_script(self.pipeline(session_id, owner), self.registry)
+
+    def report(self, session_id: str, owner: str) -> dict[str, Any]:
+        with self.store.transaction() as db:
+            return views.report(db, self._owned(db, session_id, owner), self.registry)
+
+    def events_after(self, session_id: str, owner: str, after: int) -> list[EventView]:
+        with self.store.transaction() as db:
+            session = self._owned(db, session_id, owner)
+            query = select(EventRow).where(EventRow.session_id == session.id, EventRow.seq > after)
+            return [views.event_view(e) for e in db.scalars(query.order_by(EventRow.seq))]
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _advance(self, session_id: str) -> None:
+        """Re-plan and take the next step to its gate, or run it when the policy allows."""
+        with self._write() as db:
+            session = db.get_one(SessionRow, session_id)
+            if session.state != "planning":
+                return
+            self._drop_proposed(db, session)
+            plan = self.planner.plan(db, session)
+            first = self._add_plan(db, session, plan)
+            self._emit(db, session, "plan_updated", {"steps": [s.model_dump() for s in plan]})
+            if first is None:
+                self._set_state(db, session, "done")
+            elif self._needs_approval(session.policy, first.tool):
+                first.status = "awaiting_approval"
+                self._set_state(db, session, "awaiting_approval")
+                self._emit(db, session, "approval_requested", views.pending_data(first, self.registry))
+            else:
+                self._start_step(db, session, first)
+            run_now = first.id if first is not None and first.status == "running" else None
+        if run_now is not None:
+            self._executor.submit(self._run, session_id, run_now)
+
+    def _run(self, session_id: str, step_id: int) -> None:
+        """Executor thread: run one step in the sandbox, record the outcome, move on."""
+        try:
+            with self.store.transaction() as db:
+                session, step = db.get_one(SessionRow, session_id), db.get_one(StepRow, step_id)
+                call = self.runner.prepare(db, session, step)
+
+            def progress(fraction: float, message: str) -> None:
+                self._publish_now(
+                    session_id, "progress", {"step_id": step_id, "fraction": fraction, "message": message}
+                )
+
+            outcome, output = self.runner.run(call, progress)
+            with self._write() as db:
+                session, step = db.get_one(SessionRow, session_id), db.get_one(StepRow, step_id)
+                self.runner.record(db, session, step, outcome, output, self._emit)
+                if session.state == "running":
+                    self._set_state(db, session, "planning")
+            self._advance(session_id)
+        except Exception:  # a bug of ours must not kill the executor thread silently
+            log.exception("step %s of session %s crashed the engine", step_id, session_id)
+            self._fail_session(session_id, step_id)
+
+    def _fail_session(self, session_id: str, step_id: int) -> None:
+        with self._write() as db:
+            session, step = db.get_one(SessionRow, session_id), db.get_one(StepRow, step_id)
+            step.status, step.error = "failed", "internal error while running the step; see the server log"
+            session.error = step.error
+            self._set_state(db, session, "failed")
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _owned(self, db: Session, session_id: str, owner: str) -> SessionRow:
+        session = db.get(SessionRow, session_id) if len(session_id) <= 32 else None
+        if session is None or session.owner != owner:
+            raise NotFound(f"no session {session_id!r}")
+        return session
+
+    def _step(self, db: Session, session: SessionRow, step_id: int) -> StepRow:
+        step = db.get(StepRow, step_id)
+        if step is None or step.session_id != session.id:
+            raise NotFound(f"session {session.id} has no step {step_id}")
+        return step
+
+    def _approved(self, db: Session, step: StepRow) -> bool:
+        query = select(ApprovalRow).where(ApprovalRow.step_id == step.id, ApprovalRow.decision == "approve")
+        return db.scalars(query).first() is not None or not self._needs_approval(self._policy_of(db, step), step.tool)
+
+    def _policy_of(self, db: Session, step: StepRow) -> str:
+        return db.get_one(SessionRow, step.session_id).policy
+
+    def _needs_approval(self, policy: str, tool: str) -> bool:
+        return policy == "always" or (policy == "mutating" and self.registry.get(tool).mutates)
+
+    def _start_step(self, db: Session, session: SessionRow, step: StepRow) -> None:
+        step.status, step.started_at, step.version_before = "running", now(), session.version
+        self._set_state(db, session, "running")
+        self._emit(db, session, "step_started", {"step_id": step.id, "tool": step.tool, "params": step.params})
+
+    def _add_plan(self, db: Session, session: SessionRow, plan: list[Any]) -> StepRow | None:
+        last = db.scalars(select(StepRow.position).where(StepRow.session_id == session.id)
+                          .order_by(StepRow.position.desc())).first() or 0  # fmt: skip
+        rows = [StepRow(session_id=session.id, position=last + i + 1, key=s.key, tool=s.tool, params=s.params,
+                        rationale=s.rationale, status="proposed") for i, s in enumerate(plan)]  # fmt: skip
+        db.add_all(rows)
+        db.flush()
+        return rows[0] if rows else None
+
+    def _drop_proposed(self, db: Session, session: SessionRow) -> None:
+        """Steps that never ran are re-planned from scratch; nothing that ran is touched."""
+        query = select(StepRow).where(StepRow.session_id == session.id,
+                                      StepRow.status.in_(["proposed", "awaiting_approval"]))  # fmt: skip
+        for step in db.scalars(query):
+            db.delete(step)
+
+    def _set_state(self, db: Session, session: SessionRow, state: str) -> None:
+        session.state = state
+        self._emit(db, session, "session_state", {"state": state})
+
+    def _emit(self, db: Session, session: SessionRow, kind: str, data: dict[str, Any]) -> None:
+        """Persist an event in the caller's transaction; it is published once that commits."""
+        session.last_seq += 1
+        row = EventRow(session_id=session.id, seq=session.last_seq, type=kind, at=now(), data=data)
+        db.add(row)
+        self._local.events.append((session.id, views.event_view(row)))
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """A write transaction under the engine's lock; its events are published after it commits."""
+        with self._lock:
+            self._local.events = []
+            try:
+                with self.store.transaction() as db:
+                    yield db
+            finally:
+                events, self._local.events = self._local.events, []
+        for session_id, event in events:  # reached only when the transaction committed
+            self.bus.publish(session_id, event)
+
+    def _publish_now(self, session_id: str, kind: str, data: dict[str, Any]) -> None:
+        with self._write() as db:
+            self._emit(db, db.get_one(SessionRow, session_id), kind, data)

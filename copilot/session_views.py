@@ -1,0 +1,109 @@
+"""Read models built from store rows: sessions, steps, versions, events, exports, report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from copilot.pipeline import PipelineSpec, PipelineStep, RowChanges, Source
+from copilot.store import EventRow, MessageRow, SessionRow, StepRow, VersionRow
+from copilot.views import EventView, MessageView, PendingStep, SessionView, StepView, VersionView
+from tools.registry import Registry
+
+
+def steps_of(db: Session, session: SessionRow) -> list[StepRow]:
+    query = select(StepRow).where(StepRow.session_id == session.id).order_by(StepRow.position)
+    return list(db.scalars(query))
+
+
+def step_view(step: StepRow) -> StepView:
+    result = step.result or {}
+    return StepView(
+        id=step.id, key=step.key, tool=step.tool, params=step.params, rationale=step.rationale,
+        status=step.status, summary=result.get("summary", ""), error=step.error,  # type: ignore[arg-type]
+        metrics=result.get("metrics", {}), findings=result.get("findings", {}), charts=result.get("charts", []),
+        version=step.version_after, started_at=step.started_at, finished_at=step.finished_at,
+    )  # fmt: skip
+
+
+def pending_data(step: StepRow, registry: Registry) -> dict[str, Any]:
+    return PendingStep(id=step.id, tool=step.tool, params=step.params, rationale=step.rationale,
+                       params_schema=registry.get(step.tool).schema()).model_dump()  # fmt: skip
+
+
+def score(steps: list[StepRow], key: str) -> float | None:
+    done = [s for s in steps if s.key == key and s.status == "done" and s.result]
+    return done[-1].result["metrics"].get("score") if done else None  # type: ignore[index]
+
+
+def session_view(db: Session, session: SessionRow, registry: Registry) -> SessionView:
+    steps = steps_of(db, session)
+    pending = next((s for s in steps if s.status == "awaiting_approval"), None)
+    return SessionView(
+        id=session.id, state=session.state, target=session.target, task=session.task,  # type: ignore[arg-type]
+        goal=session.goal, policy=session.policy, source=session.source,  # type: ignore[arg-type]
+        version=session.version, plan=[step_view(s) for s in steps],
+        pending_step=PendingStep.model_validate(pending_data(pending, registry)) if pending else None,
+        score_before=score(steps, "evaluate:baseline"), score_after=score(steps, "evaluate:final"),
+        error=session.error, created_at=session.created_at, updated_at=session.updated_at,
+    )  # fmt: skip
+
+
+def message_view(message: MessageRow) -> MessageView:
+    return MessageView(id=message.id, role=message.role, text=message.text, at=message.at)  # type: ignore[arg-type]
+
+
+def event_view(event: EventRow) -> EventView:
+    return EventView(seq=event.seq, type=event.type, at=event.at, data=event.data)  # type: ignore[arg-type]
+
+
+def version_views(db: Session, session: SessionRow) -> list[VersionView]:
+    query = select(VersionRow).where(VersionRow.session_id == session.id).order_by(VersionRow.created_at)
+    return [
+        VersionView(id=v.id, parent=v.parent, step_id=v.step_id, tool=v.tool, n_rows=v.n_rows,
+                    n_columns=v.n_columns, created_at=v.created_at, current=v.id == session.version)
+        for v in db.scalars(query)
+    ]  # fmt: skip
+
+
+def lineage_steps(db: Session, session: SessionRow) -> set[int]:
+    """The steps that made the current version, following parents back to the upload."""
+    ids: set[int] = set()
+    version: VersionRow | None = db.get_one(VersionRow, (session.id, session.version))
+    while version is not None:
+        if version.step_id is not None:
+            ids.add(version.step_id)
+        version = db.get(VersionRow, (session.id, version.parent)) if version.parent else None
+    return ids
+
+
+def pipeline_spec(db: Session, session: SessionRow, registry: Registry) -> PipelineSpec:
+    lineage = lineage_steps(db, session)
+    steps = [
+        PipelineStep(tool=s.tool, params=s.params, summary=(s.result or {}).get("summary", ""),
+                     train_only=registry.get(s.tool).train_only, fitted=(s.result or {}).get("fitted"),
+                     row_changes=RowChanges.model_validate(s.result["row_changes"])
+                     if s.result and s.result.get("row_changes") else None)
+        for s in steps_of(db, session) if s.id in lineage
+    ]  # fmt: skip
+    profile = db.get_one(VersionRow, (session.id, session.version)).profile
+    fmt = session.source_format
+    return PipelineSpec(source=Source(file=session.source, kind=fmt["kind"], sep=fmt.get("sep"),
+                                      encoding=fmt.get("encoding")),
+                        target=session.target, id_columns=list(session.id_columns), steps=steps,
+                        columns=list(profile["columns"]))  # fmt: skip
+
+
+def report(db: Session, session: SessionRow, registry: Registry) -> dict[str, Any]:
+    view = session_view(db, session, registry)
+    versions = version_views(db, session)
+    return {
+        "session": session.id, "input": session.source, "target": session.target, "task": session.task,
+        "state": session.state, "id_columns": list(session.id_columns),
+        "score_before": view.score_before, "score_after": view.score_after,
+        "rows_before": versions[0].n_rows, "rows_after": next(v.n_rows for v in versions if v.current),
+        "steps": [s.model_dump(mode="json") for s in view.plan if s.status != "proposed"],
+        "versions": [v.model_dump(mode="json") for v in versions],
+    }  # fmt: skip

@@ -1,0 +1,93 @@
+"""Running one approved step: sandbox call, new version, and the record of what happened."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from copilot.pipeline import row_changes
+from copilot.store import SessionRow, StepRow, VersionRow, now
+from copilot.versions import Version, VersionStore
+from tools.feature_types import profile_table
+from tools.registry import Registry
+from tools.sandbox import CallContext, ProgressFn, Sandbox, SandboxOutcome
+
+Emit = Callable[[Session, SessionRow, str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class StepCall:
+    step_id: int
+    tool: str
+    params: dict[str, Any]
+    parent: str
+    input_path: Path
+    ctx: CallContext
+    train_only: bool
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """What a successful step left behind, prepared outside the engine's lock."""
+
+    version: Version | None
+    profile: dict[str, Any] | None
+    changes: dict[str, Any] | None
+
+
+class StepRunner:
+    def __init__(self, sandbox: Sandbox, versions: VersionStore, registry: Registry, seed: int) -> None:
+        self.sandbox = sandbox
+        self.versions = versions
+        self.registry = registry
+        self.seed = seed
+
+    def prepare(self, db: Session, session: SessionRow, step: StepRow) -> StepCall:
+        version = db.get_one(VersionRow, (session.id, session.version))
+        types = {col: info["type"] for col, info in version.profile["columns"].items()}
+        ctx = CallContext(session.target, list(session.id_columns), types, session.task, self.seed)
+        return StepCall(step.id, step.tool, dict(step.params), version.id, self.versions.blob_path(version.blob), ctx,
+                        self.registry.get(step.tool).train_only)  # fmt: skip
+
+    def run(self, call: StepCall, progress: ProgressFn) -> tuple[SandboxOutcome, StepOutput]:
+        outcome = self.sandbox.run(call.tool, call.input_path, call.params, call.ctx, on_progress=progress)
+        if not outcome.ok or outcome.table_path is None:
+            return outcome, StepOutput(None, None, None)
+        table = pd.read_parquet(outcome.table_path)
+        changes = row_changes(pd.read_parquet(call.input_path), table).model_dump() if call.train_only else None
+        version = self.versions.add_file(outcome.table_path, parent=call.parent, step=call.step_id, tool=call.tool,
+                                         params=call.params)  # fmt: skip
+        self.sandbox.discard(outcome)
+        profile = profile_table(table, target=call.ctx.target, id_columns=call.ctx.id_columns, task=call.ctx.task)
+        return outcome, StepOutput(version, profile, changes)
+
+    def record(
+        self, db: Session, session: SessionRow, step: StepRow, outcome: SandboxOutcome, output: StepOutput, emit: Emit
+    ) -> None:
+        """Write the step's fate and, for a changed table, its version; all in the caller's transaction."""
+        step.finished_at = now()
+        if not outcome.ok:
+            step.status, step.error = "failed", outcome.error
+            emit(db, session, "step_failed", {"step_id": step.id, "tool": step.tool, "error": outcome.error})
+            return
+        step.status = "done"
+        step.result = {**outcome.result, "duration_s": outcome.duration_s, "row_changes": output.changes}
+        made = output.version
+        if made is not None and made.blob != self._blob(db, session, step.version_before):
+            if db.get(VersionRow, (session.id, made.id)) is None:
+                db.add(VersionRow(session_id=session.id, id=made.id, blob=made.blob, parent=step.version_before,
+                                  step_id=step.id, tool=step.tool, n_rows=made.n_rows, n_columns=made.n_columns,
+                                  profile=output.profile or {}))  # fmt: skip
+            step.version_after = session.version = made.id
+            emit(db, session, "version_created", {"version": made.id, "rows": made.n_rows, "columns": made.n_columns})
+        emit(db, session, "step_finished", {"step_id": step.id, "tool": step.tool,
+                                            "summary": outcome.result.get("summary", "")})  # fmt: skip
+
+    def _blob(self, db: Session, session: SessionRow, version_id: str | None) -> str | None:
+        row = db.get(VersionRow, (session.id, version_id)) if version_id else None
+        return row.blob if row else None

@@ -1,0 +1,87 @@
+"""What the engine shows of its state: read models shared by the API, the CLI and tests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from agents.plan import StepStatus
+
+SessionState = Literal["created", "profiling", "planning", "awaiting_approval", "running", "done", "stopped", "failed"]
+Policy = Literal["always", "mutating", "never"]
+EventType = Literal[
+    "session_state", "plan_updated", "approval_requested", "step_started", "progress", "step_finished",
+    "step_failed", "message", "token", "version_created", "error",
+]  # fmt: skip
+
+
+class StepView(BaseModel):
+    id: int
+    key: str
+    tool: str
+    params: dict[str, Any]
+    rationale: str
+    status: StepStatus
+    summary: str = ""
+    error: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    findings: dict[str, Any] = Field(default_factory=dict)
+    charts: list[dict[str, Any]] = Field(default_factory=list)
+    version: str | None = Field(None, description="The version this step produced, if any.")
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class PendingStep(BaseModel):
+    """The step waiting for a human: approve (optionally with edited params) or reject."""
+
+    id: int
+    tool: str
+    params: dict[str, Any]
+    rationale: str
+    params_schema: dict[str, Any]
+
+
+class SessionView(BaseModel):
+    id: str
+    state: SessionState
+    target: str
+    task: str
+    goal: str
+    policy: Policy
+    source: str = Field(description="The uploaded file's name.")
+    version: str = Field(description="The current dataset version.")
+    plan: list[StepView] = Field(description="Every step so far and those still proposed, in order.")
+    pending_step: PendingStep | None
+    score_before: float | None = None
+    score_after: float | None = None
+    error: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class VersionView(BaseModel):
+    id: str
+    parent: str | None
+    step_id: int | None
+    tool: str | None
+    n_rows: int
+    n_columns: int
+    created_at: datetime
+    current: bool
+
+
+class EventView(BaseModel):
+    seq: int
+    type: EventType
+    at: datetime
+    data: dict[str, Any]
+
+
+class MessageView(BaseModel):
+    id: int
+    role: Literal["user", "assistant"]
+    text: str
+    at: datetime
