@@ -362,16 +362,17 @@ class Engine:
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
-        """A write transaction under the engine's lock; its events are published after it commits."""
+        """A write transaction under the engine's lock; its events are published once it commits,
+        before the lock is released, so live subscribers see each session's events in order."""
         with self._lock:
             self._local.events = []
             try:
                 with self.store.transaction() as db:
                     yield db
+                for session_id, event in self._local.events:
+                    self.bus.publish(session_id, event)
             finally:
-                events, self._local.events = self._local.events, []
-        for session_id, event in events:  # reached only when the transaction committed
-            self.bus.publish(session_id, event)
+                self._local.events = []
 
     def _publish_now(self, session_id: str, kind: str, data: dict[str, Any]) -> None:
         with self._write() as db:
