@@ -16,6 +16,10 @@ _COLUMN_MAPS = frozenset({"columns", "ranges"})
 class ToolCallError(ValueError):
     """A step names an unknown tool or parameters that fail the tool's schema."""
 
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or [{"loc": ["params"], "msg": message}]
+
 
 @dataclass(frozen=True)
 class ToolCall:
@@ -33,8 +37,9 @@ def validate_call(registry: Registry, tool: str, params: dict[str, Any], columns
     try:
         parsed = tool_cls.parse_params(params)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
-        raise ToolCallError(f"invalid parameters for {tool}: {problems}") from None
+        errors = [{"loc": ["params", *e["loc"]], "msg": e["msg"]} for e in exc.errors()]
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'params'}: {e['msg']}" for e in errors)
+        raise ToolCallError(f"invalid parameters for {tool}: {problems}", errors) from None
     call = ToolCall(tool, parsed.model_dump(mode="json"))
     if columns is not None:
         unknown = sorted(set(referenced_columns(call.params)) - set(columns))

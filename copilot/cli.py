@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -217,6 +219,39 @@ def doctor() -> None:
     console.print(f"tools: {len(registry.tools)} ({len(registry.plugins)} from plugins)")
     for error in registry.errors:
         console.print(f"[yellow]plugin skipped:[/yellow] {error.entry_point} ({error.source}): {error.message}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="The interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The port to listen on.")] = 8000,
+) -> None:
+    """Run the HTTP + WebSocket service (OpenAPI docs at /docs). Without tokens, loopback only."""
+    import uvicorn
+
+    from copilot.api import create_app
+
+    settings = get_settings()
+    try:
+        tokens = settings.token_list()
+    except OSError as exc:
+        raise CopilotError(f"cannot read COPILOT_TOKEN_FILE {settings.token_file}: {exc.strerror}") from None
+    if not tokens and not _is_loopback(host):
+        raise CopilotError(
+            f"refusing to listen on {host} without tokens, since anyone who can reach it could read and change "
+            "your data: set COPILOT_TOKENS to listen on other interfaces, or use --host 127.0.0.1."
+        )
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    uvicorn.run(create_app(settings), host=host, port=port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @app.command()

@@ -70,8 +70,8 @@ class Engine:
     def start(self) -> None:
         self.store.migrate()
         self.isolation = isolation_mode()
-        for session_id in self._recover():
-            self._advance(session_id)
+        for session_id in self._recover():  # re-planned in the background: the server answers at once
+            self._executor.submit(self._advance, session_id)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -157,7 +157,7 @@ class Engine:
             try:
                 call = validate_call(self.registry, step.tool, step.params if params is None else params, columns)
             except ToolCallError as exc:
-                raise InvalidParams(str(exc), [{"loc": ["params"], "msg": str(exc)}]) from None
+                raise InvalidParams(str(exc), exc.errors) from None
             db.add(ApprovalRow(session_id=session.id, step_id=step.id, decision="approve",
                                params=call.params, owner=owner))  # fmt: skip
             step.params = call.params
@@ -199,6 +199,9 @@ class Engine:
         with self._write() as db:
             session = self._owned(db, session_id, owner)
             if session.state not in FINAL_STATES:
+                waiting = select(StepRow).where(StepRow.session_id == session.id, StepRow.status == "awaiting_approval")
+                for step in db.scalars(waiting):  # kept in the history, and no longer approvable
+                    step.status, step.finished_at = "skipped", now()
                 self._drop_proposed(db, session)
                 self._set_state(db, session, "stopped")
         return self.get_session(session_id, owner)

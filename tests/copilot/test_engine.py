@@ -96,7 +96,8 @@ def test_restart_keeps_the_gate_and_fails_interrupted_steps(tmp_path: Path) -> N
     first.close()
     again = Engine(settings)
     again.start()
-    view = again.get_session(session.id, "alice")
+    time.sleep(0.2)  # recovered sessions are re-planned in the background
+    view = _wait(again, again.get_session(session.id, "alice"), {"awaiting_approval"})
     interrupted = next(s for s in view.plan if s.id == pending.id)
     assert interrupted.status == "failed" and "interrupted" in (interrupted.error or "")
     assert view.state == "awaiting_approval" and view.pending_step is not None

@@ -1,0 +1,59 @@
+"""The FastAPI application: routers, error handlers, the upload cap, and the engine's life cycle."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from pathlib import Path
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from copilot.api.errors import install_error_handlers
+from copilot.api.limits import UploadSizeLimit
+from copilot.api.logs import redact_server_logs
+from copilot.api.routes import health, messages, sessions, steps, tools, versions, ws
+from copilot.engine import Engine
+from copilot.settings import Settings
+
+STALE_SECONDS = 24 * 3600
+DESCRIPTION = """A human-guided, data-centric co-pilot: upload a table, follow the plan, approve each change.
+
+With `COPILOT_TOKENS` set, every call except `/healthz` and `/readyz` needs `Authorization: Bearer <token>`
+(the WebSocket also takes `?token=`), and each token sees only its own sessions."""
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+    """The service over ``engine`` (by default a new one on ``settings``); the app starts and closes it."""
+    engine = engine or Engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        for folder in ("uploads", "downloads"):
+            _sweep(settings.data_dir / folder)
+        engine.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(engine.close)
+
+    app = FastAPI(title="datacopilot", version=version("datacopilot"), description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.tokens = settings.token_list()
+    redact_server_logs()
+    install_error_handlers(app)
+    app.add_middleware(UploadSizeLimit, path=sessions.router.prefix, max_mb=settings.max_upload_mb)
+    for module in (health, sessions, messages, steps, versions, tools, ws):
+        app.include_router(module.router)
+    return app
+
+
+def _sweep(folder: Path) -> None:
+    """Remove temporary uploads and downloads that a server which died left behind."""
+    cutoff = time.time() - STALE_SECONDS
+    for path in folder.glob("*"):
+        if path.is_file() and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)

@@ -1,0 +1,135 @@
+"""The live channel of a session: its events as they happen, and the same actions as HTTP.
+
+Server → client: every event ``{seq, type, at, data}`` once, in ``seq`` order: first those persisted
+after ``?after=``, then live ones. The bus is subscribed to *before* the store is read, so nothing
+published in between is lost; anything already sent is skipped. Client → server: JSON actions
+(``approve``, ``reject``, ``message``, ``undo``, ``stop``); a refused one comes back as a frame
+``{"type": "error", "data": {"detail": ..., "status": 4xx}}`` and the socket stays open.
+Close codes: 4401 (missing or wrong token), 4404 (no such session for this caller).
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import suppress
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from pydantic import TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from copilot.api import schemas
+from copilot.api.deps import EngineDep, websocket_owner
+from copilot.api.errors import INTERNAL_ERROR, error_data, status_for, validation_data
+from copilot.engine import Engine
+from copilot.errors import CopilotError, NotFound
+from copilot.events import Subscription
+from copilot.views import EventView
+
+router = APIRouter(tags=["websocket"])
+log = logging.getLogger(__name__)
+_ACTION: TypeAdapter[schemas.Action] = TypeAdapter(schemas.ClientAction)
+
+
+@router.websocket("/api/sessions/{session_id}/ws")
+async def session_socket(
+    websocket: WebSocket, session_id: str, engine: EngineDep, after: Annotated[int, Query(ge=0)] = 0
+) -> None:
+    await websocket.accept()  # before refusing, so the client sees the close code
+    owner = websocket_owner(websocket)
+    if owner is None:
+        await websocket.close(4401, "missing or invalid token")
+        return
+    try:
+        await run_in_threadpool(engine.get_session, session_id, owner)
+    except NotFound:
+        await websocket.close(4404, "no such session")
+        return
+    subscription = engine.bus.subscribe(session_id)
+    try:
+        await _Channel(websocket, engine, session_id, owner).serve(subscription, after)
+    finally:
+        engine.bus.unsubscribe(subscription)
+
+
+class _Channel:
+    def __init__(self, websocket: WebSocket, engine: Engine, session_id: str, owner: str) -> None:
+        self.websocket, self.engine, self.session_id, self.owner = websocket, engine, session_id, owner
+        self.sent = 0  # the last seq sent
+        self.send_lock = anyio.Lock()
+
+    async def serve(self, subscription: Subscription, after: int) -> None:
+        """Send events and answer actions until the client goes away."""
+        self.sent = after
+        async with anyio.create_task_group() as tasks:
+
+            async def events() -> None:
+                try:
+                    await self._events(subscription)
+                except WebSocketDisconnect:
+                    tasks.cancel_scope.cancel()
+
+            tasks.start_soon(events)
+            with suppress(WebSocketDisconnect):
+                await self._actions()
+            tasks.cancel_scope.cancel()
+
+    async def _events(self, subscription: Subscription) -> None:
+        await self._send_stored()
+        while True:
+            event = await subscription.get()
+            if event.seq > self.sent + 1:  # a gap in the live feed: fill it from the store
+                await self._send_stored(until=event.seq)
+            await self._send_event(event)
+
+    async def _send_stored(self, until: int | None = None) -> None:
+        stored = await run_in_threadpool(self.engine.events_after, self.session_id, self.owner, self.sent)
+        for event in stored:
+            if until is None or event.seq < until:
+                await self._send_event(event)
+
+    async def _send_event(self, event: EventView) -> None:
+        if event.seq <= self.sent:
+            return
+        await self._send(event.model_dump(mode="json"))
+        self.sent = event.seq
+
+    async def _actions(self) -> None:
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            try:
+                action = _ACTION.validate_json(message.get("text") or message.get("bytes") or b"")
+                await run_in_threadpool(self._perform, action)
+            except ValidationError as exc:
+                malformed = any(error["type"] == "json_invalid" for error in exc.errors())
+                await self._send_error(validation_data(exc.errors()), 400 if malformed else 422)
+            except CopilotError as exc:
+                await self._send_error(error_data(exc), status_for(exc))
+            except Exception:
+                log.exception("websocket action on session %s failed", self.session_id)
+                await self._send_error({"detail": INTERNAL_ERROR}, 500)
+
+    def _perform(self, action: schemas.Action) -> None:
+        """Run one client action with the engine (in a worker thread: the engine blocks)."""
+        engine, session_id, owner = self.engine, self.session_id, self.owner
+        match action:
+            case schemas.ApproveAction(step_id=step_id, params=params):
+                engine.approve(session_id, step_id, owner, params)
+            case schemas.RejectAction(step_id=step_id, reason=reason):
+                engine.reject(session_id, step_id, owner, reason)
+            case schemas.MessageAction(text=text):
+                engine.post_message(session_id, owner, text)
+            case schemas.UndoAction():
+                engine.undo(session_id, owner)
+            case schemas.StopAction():
+                engine.stop(session_id, owner)
+
+    async def _send_error(self, data: dict[str, Any], status: int) -> None:
+        await self._send({"type": "error", "data": {**data, "status": status}})
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        async with self.send_lock:
+            await self.websocket.send_json(frame)

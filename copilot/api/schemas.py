@@ -1,0 +1,107 @@
+"""Request bodies of the API, and the client frames of the WebSocket (the same actions).
+
+Responses are the engine's read models (``copilot.views``) and the few models declared here.
+Unknown keys are refused, so a misspelt ``params`` cannot silently approve the proposed parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from copilot.views import Policy
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SessionOptions(_Body):
+    """What a new session needs besides the table."""
+
+    target: str = Field(min_length=1, max_length=1000, description="The column to predict.")
+    goal: str = Field("", max_length=10_000, description="The goal and domain rules, in plain words.")
+    policy: Policy | None = Field(None, description="Approval policy; default: the server's COPILOT_POLICY.")
+    id_columns: list[str] = Field(
+        default_factory=list, description="Identifier columns: a list, or one comma-separated string."
+    )
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _blank_policy(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("id_columns", mode="before")
+    @classmethod
+    def _split_columns(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+
+class CreateFromPath(SessionOptions):
+    path: str = Field(
+        min_length=1, max_length=4096, description="A file inside the server's COPILOT_IMPORT_DIR, relative to it."
+    )
+
+
+class ApproveRequest(_Body):
+    params: dict[str, Any] | None = Field(
+        None, description="Edited parameters (checked against the tool's schema); none: the proposed ones."
+    )
+
+
+class RejectRequest(_Body):
+    reason: str = Field(min_length=1, max_length=2000, description="Why; the coordinator re-plans with it.")
+
+
+class MessageRequest(_Body):
+    text: str = Field(min_length=1, max_length=10_000, description="Chat text: goals, domain rules, questions.")
+
+
+class ApproveAction(ApproveRequest):
+    action: Literal["approve"]
+    step_id: int
+
+
+class RejectAction(RejectRequest):
+    action: Literal["reject"]
+    step_id: int
+
+
+class MessageAction(MessageRequest):
+    action: Literal["message"]
+
+
+class UndoAction(_Body):
+    action: Literal["undo"]
+
+
+class StopAction(_Body):
+    action: Literal["stop"]
+
+
+Action = ApproveAction | RejectAction | MessageAction | UndoAction | StopAction
+ClientAction = Annotated[Action, Field(discriminator="action")]
+
+
+class PluginErrorView(BaseModel):
+    entry_point: str
+    source: str
+    message: str
+
+
+class ToolsView(BaseModel):
+    tools: list[dict[str, Any]] = Field(description="Each tool's name, description, category, mutates, schema.")
+    plugin_errors: list[PluginErrorView] = Field(description="Plugins that failed to load, and why.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"] = "ready"
+    isolation: str = Field(description="The sandbox's network isolation: netns or audit-hook.")
+    tools: int = Field(description="How many tools the registry holds.")
