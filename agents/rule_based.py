@@ -5,7 +5,9 @@ current profile (which changes as steps run: coercion reveals missing cells,
 de-duplication removes rows), the human's guidance and what has already
 happened, and returns the remaining steps in the order of the data-centric
 taxonomy: baseline score, schema, target rows, duplicates, leakage, anomalies,
-missingness, label quality, final score. A step that ran, failed or was
+label quality, missingness, final score. Label quality comes before
+imputation so that no cell is filled in from a row whose label is wrong (the
+label models handle missing cells themselves). A step that ran, failed or was
 skipped is never proposed again under the same key.
 """
 
@@ -50,7 +52,7 @@ class RuleBasedCoordinator:
         """The remaining steps, first one next."""
         rules: list[Callable[[PlanningState], PlanStep | None]] = [
             _baseline, _coerce, _drop_useless_columns, _drop_missing_target, _duplicates, _leakage,
-            _drop_leaky_columns, _outliers, _impute, _label_issues,
+            _drop_leaky_columns, _outliers, _label_issues, _impute,
         ]  # fmt: skip
         steps = [step for rule in rules if (step := rule(state)) is not None]
         steps += [*_requested(state), _final_score(state)]
@@ -190,11 +192,19 @@ def _impute(state: PlanningState) -> PlanStep | None:
 def _label_issues(state: PlanningState) -> PlanStep | None:
     if state.task != "classification":
         return None
-    params: dict[str, Any] = {"action": "relabel"}
+    if state.guidance.allow_row_drops:
+        params: dict[str, Any] = {"action": "drop", "model": "auto"}
+        fix = "drop those rows: a wrong label costs more than a row, and a guessed label can be wrong too"
+        expected = "The rows with suspicious labels dropped; each listed with its evidence."
+    else:
+        params = {"action": "relabel", "model": "auto", "min_confidence": 0.8}
+        fix = "relabel the ones the model is confident about (you asked for no row drops)"
+        expected = "A few labels corrected; each listed with its evidence."
     return PlanStep(key="label_issues", tool="label_issues", params=params,
-                    rationale="Find labels that cross-validated models confidently disagree with (cleanlab's "
-                              "confident learning) and relabel the clearest ones.",
-                    expected="A few labels corrected; each listed with its evidence.")  # fmt: skip
+                    rationale="Find labels that cross-validated models disagree with (cleanlab's confident "
+                              "learning, with the model whose out-of-fold probabilities fit best) and " + fix + ". "
+                              "It runs before imputation so that no cell is filled in from a mislabelled row.",
+                    expected=expected)  # fmt: skip
 
 
 def _requested(state: PlanningState) -> list[PlanStep]:

@@ -37,7 +37,7 @@ def test_plan_covers_the_faults_in_order_with_reasons() -> None:
     plan = RuleBasedCoordinator().plan(state)
     assert [s.key for s in plan] == [
         "evaluate:baseline", "coerce_types", "drop_columns:useless", "duplicates", "leakage", "outliers",
-        "impute", "label_issues", "evaluate:final",
+        "label_issues", "impute", "evaluate:final",
     ]  # fmt: skip
     why = {s.key: s.rationale for s in plan}
     assert "`age` holds numbers stored as text" in why["coerce_types"] and "'?'" in why["coerce_types"]
@@ -46,6 +46,9 @@ def test_plan_covers_the_faults_in_order_with_reasons() -> None:
     assert "`weight` reaches 75000" in why["outliers"]
     assert "`weight` is 10% missing" in why["impute"]
     assert next(s for s in plan if s.key == "drop_columns:useless").params == {"columns": ["site"]}
+    labels = next(s for s in plan if s.key == "label_issues")
+    assert labels.params == {"action": "drop", "model": "auto"}
+    assert "before imputation" in labels.rationale
 
 
 def test_clean_table_gets_only_diagnostics() -> None:
@@ -76,6 +79,8 @@ def test_guidance_is_honoured() -> None:
     plan = {s.key: s for s in RuleBasedCoordinator().plan(state)}
     assert "drop_columns:useless" not in plan  # `site` is kept
     assert plan["duplicates"].params["action"] == "flag"
+    assert plan["label_issues"].params["action"] == "relabel"  # never drops rows
+    assert "drop_uncertain" not in plan["label_issues"].params
     assert plan["outliers"].params["ranges"] == {"age": [0, 120]}
     assert "`age` must lie in 0..120" in plan["outliers"].rationale
     assert list(plan)[-2:] == ["requested:0:winsorize", "evaluate:final"]

@@ -82,17 +82,25 @@ def test_duplicates_are_removed_and_ids_kept(run: Run) -> None:
     features = [c for c in run.cleaned.columns if c not in {"record_id", TARGET}]
     planted = run.dirty.drop(columns=["record_id"]).duplicated().sum()
     assert planted == len(run.log.duplicate_rows) > 5
-    assert len(run.cleaned) == len(run.dirty) - planted
+    labels = next(s for s in run.report["steps"] if s["tool"] == "label_issues")
+    assert len(run.cleaned) == len(run.dirty) - planted - labels["metrics"]["dropped"]
+    copies = set(run.dirty.loc[run.dirty.drop(columns=["record_id"]).duplicated(), "record_id"])
+    assert not copies & set(run.cleaned["record_id"])
     assert run.cleaned["record_id"].is_unique
     assert set(run.cleaned["record_id"]) <= set(run.dirty["record_id"])
     assert not run.cleaned.duplicated(subset=features).any()
 
 
-def test_most_changed_labels_were_flipped(run: Run) -> None:
+def test_most_label_fixes_hit_planted_flips(run: Run) -> None:
+    """The rows whose label was changed, or that were dropped as mislabelled, were mostly flipped."""
     step = next(s for s in run.report["steps"] if s["tool"] == "label_issues")
     assert step["status"] == "done"
     merged = run.dirty.merge(run.cleaned[["record_id", TARGET]], on="record_id", suffixes=("_dirty", "_clean"))
-    changed = merged.loc[merged[f"{TARGET}_dirty"] != merged[f"{TARGET}_clean"], "record_id"]
+    relabelled = set(merged.loc[merged[f"{TARGET}_dirty"] != merged[f"{TARGET}_clean"], "record_id"])
+    copies = set(run.dirty.loc[run.dirty.drop(columns=["record_id"]).duplicated(), "record_id"])
+    dropped = set(run.dirty["record_id"]) - set(run.cleaned["record_id"]) - copies
+    assert len(dropped) == step["metrics"]["dropped"]
+    changed = relabelled | dropped
     flipped = set(run.dirty.iloc[run.log.flipped_rows]["record_id"])
     assert len(changed) >= 5
     precision = len(set(changed) & flipped) / len(changed)

@@ -205,3 +205,16 @@ def test_a_regression_target_is_refused() -> None:
     table = pd.DataFrame({"x": rng.normal(size=100), "price": rng.normal(100, 20, 100)})
     with pytest.raises(ValueError, match="classification"):
         _run(table, ToolContext(target="price"))
+
+
+def test_auto_model_takes_the_lowest_out_of_fold_log_loss(small: tuple[pd.DataFrame, pd.Index]) -> None:
+    table, flipped = small
+    ctx = ToolContext(target="status", id_columns=["patient"])
+    result = _run(table, ctx, action="drop", model="auto", folds=3)
+    losses = result.findings["log_loss"]
+    assert set(losses) == {"linear", "hist_gradient_boosting", "ensemble"}
+    assert result.findings["model"] == min(losses, key=losses.get)
+    assert f"({result.findings['model']} model)" in result.summary
+    dropped = set(table.index) - set(result.table.index)
+    assert len(dropped & set(flipped)) >= 0.8 * len(dropped) > 0
+    json.dumps(result.findings)

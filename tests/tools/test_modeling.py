@@ -193,3 +193,14 @@ def test_cross_val_score_multiclass_and_regression() -> None:
     assert set(reg) == {"r2", "mae"}
     assert reg["r2"].mean > 0.95
     assert reg["mae"].mean < 0.2
+
+
+def test_linear_model_chooses_its_regularisation_and_copes_with_a_tiny_class() -> None:
+    X, y = _separable(120)
+    fitted = standard_model("classification", seed=0, kind="linear").fit(X, y)
+    logistic = fitted[-1].model_
+    assert logistic.C_[0] in fitted[-1].model_.Cs_  # chosen by inner cross-validation
+    tiny = y.copy()
+    tiny.iloc[0] = "rare"  # a single row of a class: no inner folds, plain logistic regression
+    proba = standard_model("classification", seed=0, kind="linear").fit(X, tiny).predict_proba(X)
+    assert proba.shape == (120, 3)
