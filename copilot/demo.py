@@ -93,12 +93,14 @@ def run_demo(folder: Path | None, settings: Settings, console: Console, on_event
 
 
 def _print_labels(outcome: CleaningOutcome, log: FaultLog, console: Console) -> None:
-    changed: set[int] = set()
+    """How many of the rows the label step dropped or relabelled were planted flips."""
+    touched: set[int] = set()
     for record in outcome.records:
         if record.step.tool == "label_issues" and record.row_changes is not None:
-            changed = {row for row, col, _ in record.row_changes.cells if col == TARGET}
+            changes = record.row_changes
+            touched = set(changes.dropped) | {row for row, col, _ in changes.cells if col == TARGET}
     flipped = set(log.flipped_rows)
-    hits = len(changed & flipped)
-    precision, recall = hits / max(len(changed), 1), hits / max(len(flipped), 1)
-    console.print(f"\nlabels changed: {len(changed)}, of which planted flips: {hits} "
+    hits = len(touched & flipped)
+    precision, recall = hits / max(len(touched), 1), hits / max(len(flipped), 1)
+    console.print(f"\nrows whose label was fixed or dropped: {len(touched)}, of which planted flips: {hits} "
                   f"(precision {precision:.0%}, recall {recall:.0%})")  # fmt: skip
