@@ -4,12 +4,14 @@
 # Versions, uploads and the SQLite store live on the /data volume.
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 COPILOT_DATA_DIR=/data
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 COPILOT_DATA_DIR=/data \
+    COPILOT_FRONTEND_DIR=/app/frontend
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY tools ./tools
 COPY agents ./agents
 COPY copilot ./copilot
+COPY frontend ./frontend
 RUN pip install . \
     && useradd --create-home --uid 10001 copilot \
     && mkdir -p /data && chown copilot /data

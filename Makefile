@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench clean-venv
+.PHONY: run demo test lint bench clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,12 @@ $(VENV)/.installed-dev: $(VENV)/.installed examples/plugin/pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation ./examples/plugin
 	touch $@
 
-## run: set up and run the main job on the embedded defaults (no API key, no server)
+## run: set up and start the service with its chat page at http://127.0.0.1:8000 (no API key needed)
 run: $(VENV)/.installed
+	$(BIN)/copilot serve
+
+## demo: clean a faulty table on the embedded defaults, in the terminal
+demo: $(VENV)/.installed
 	$(BIN)/copilot demo
 
 ## test: set up and run the whole test suite

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,11 +11,12 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
+from starlette.staticfiles import StaticFiles
 
 from copilot.api.errors import install_error_handlers
 from copilot.api.limits import UploadSizeLimit
 from copilot.api.logs import redact_server_logs
-from copilot.api.routes import health, messages, sessions, steps, tools, versions, ws
+from copilot.api.routes import demos, health, messages, sessions, steps, tools, versions, ws
 from copilot.engine import Engine
 from copilot.settings import Settings
 
@@ -46,9 +48,17 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     redact_server_logs()
     install_error_handlers(app)
     app.add_middleware(UploadSizeLimit, path=sessions.router.prefix, max_mb=settings.max_upload_mb)
-    for module in (health, sessions, messages, steps, versions, tools, ws):
+    for module in (health, sessions, messages, steps, versions, tools, demos, ws):
         app.include_router(module.router)
+    frontend = frontend_dir()
+    if frontend.is_dir():  # after the API, so /api/*, /docs and /healthz keep their routes
+        app.mount("/", StaticFiles(directory=frontend, html=True), name="frontend")
     return app
+
+
+def frontend_dir() -> Path:
+    """The chat page's static files: ``COPILOT_FRONTEND_DIR``, else ``frontend/`` of the repository."""
+    return Path(os.environ.get("COPILOT_FRONTEND_DIR") or Path(__file__).resolve().parents[2] / "frontend")
 
 
 def _sweep(folder: Path) -> None:

@@ -1,0 +1,92 @@
+// The approval card for the pending step: a form generated from its params_schema.
+import { h } from "./dom.js";
+
+// The non-null branch of an `anyOf: [X, {type: null}]`, and $ref resolved against the root schema.
+function resolve(schema, root) {
+  let s = schema || {};
+  if (s.$ref) s = root.$defs?.[s.$ref.split("/").pop()] || {};
+  if (s.anyOf) s = { ...s, ...(s.anyOf.find((b) => b.type !== "null") || {}), nullable: true };
+  return s;
+}
+
+function kindOf(s) {
+  if (s.enum) return "enum";
+  if (s.type === "array" && resolve(s.items, {}).type === "string") return "list";
+  if (["string", "number", "integer", "boolean"].includes(s.type)) return s.type;
+  return "json";
+}
+
+function control(id, s, value) {
+  switch (kindOf(s)) {
+    case "enum":
+      return h("select", { id }, (s.nullable ? [""] : []).concat(s.enum).map((v) =>
+        h("option", { value: v, selected: v === (value ?? "") }, v === "" ? "(default)" : String(v))));
+    case "boolean":
+      return h("input", { id, type: "checkbox", checked: Boolean(value) });
+    case "number":
+    case "integer":
+      return h("input", { id, type: "number", step: s.type === "integer" ? 1 : "any", value: value ?? "",
+        min: s.minimum, max: s.maximum });
+    case "list":
+      return h("input", { id, type: "text", value: (value || []).join(", "), placeholder: "comma-separated" });
+    case "string":
+      return h("input", { id, type: "text", value: value ?? "" });
+    default:
+      return h("textarea", { id, rows: 3, class: "mono" }, value === undefined ? "" : JSON.stringify(value, null, 1));
+  }
+}
+
+// The value a control holds, or undefined when left empty (so the tool's default applies).
+function read(el, s, name) {
+  const text = el.value.trim();
+  switch (kindOf(s)) {
+    case "boolean": return el.checked;
+    case "number": case "integer": return text === "" ? undefined : Number(text);
+    case "list": return text === "" ? [] : text.split(",").map((v) => v.trim()).filter(Boolean);
+    case "enum": return text === "" ? undefined : s.enum.find((v) => String(v) === text);
+    case "string": return text === "" && s.nullable ? undefined : el.value;
+    default:
+      if (text === "") return undefined;
+      try { return JSON.parse(text); } catch { throw new Error(`${name}: not valid JSON`); }
+  }
+}
+
+// Returns {element, approve, focusReject}; onApprove(params) and onReject(reason) do the calls, run(fn) wraps them.
+export function approvalCard(step, { onApprove, onReject, run }) {
+  const schema = step.params_schema || {};
+  const fields = Object.entries(schema.properties || {}).map(([name, raw]) => {
+    const s = resolve(raw, schema);
+    const value = name in step.params ? step.params[name] : s.default;
+    const id = `param-${name}`;
+    const el = control(id, s, value);
+    const box = kindOf(s) === "boolean" ? "field check" : "field";
+    return { name, s, el, node: h("div", { class: box }, h("label", { for: id }, s.title || name), el,
+      s.description ? h("small", {}, s.description) : null) };
+  });
+  const reason = h("input", { id: "reject-reason", type: "text", placeholder: "why not? the coordinator re-plans" });
+  const approveButton = h("button", { type: "button", class: "primary", onclick: () => run(approve) }, "Approve (Ctrl+Enter)");
+  const rejectButton = h("button", { type: "button", class: "danger", onclick: () => run(reject) }, "Reject");
+
+  function approve() {
+    const params = {};
+    for (const f of fields) {
+      const value = read(f.el, f.s, f.name);
+      if (value !== undefined) params[f.name] = value;
+    }
+    return onApprove(params);
+  }
+
+  function reject() {
+    if (!reason.value.trim()) { reason.focus(); throw new Error("Write a reason to reject the step."); }
+    return onReject(reason.value.trim());
+  }
+
+  const element = h("section", { class: "card approval", "aria-labelledby": "approval-title" },
+    h("h2", { id: "approval-title" }, `Approve step ${step.id}: ${step.tool}?`),
+    h("p", { class: "rationale" }, step.rationale),
+    h("form", { onsubmit: (e) => e.preventDefault() },
+      fields.length ? h("fieldset", {}, h("legend", {}, "Parameters"), fields.map((f) => f.node)) : h("p", {}, "No parameters."),
+      h("div", { class: "actions" }, approveButton),
+      h("div", { class: "field reject" }, h("label", { for: "reject-reason" }, "Reason to reject (Esc)"), reason, rejectButton)));
+  return { element, approve, focusReject: () => reason.focus() };
+}

@@ -1,0 +1,29 @@
+// The chat pane: messages, and a text box that posts to /messages.
+import { postJSON } from "./api.js";
+import { h, showError } from "./dom.js";
+
+export function chatPane(sessionId) {
+  const list = h("ol", { class: "messages", "aria-live": "polite", "aria-label": "Messages" });
+  const input = h("textarea", { id: "chat-input", rows: 2, placeholder: "a goal, a rule (age over 120 is impossible), a question" });
+  const send = h("button", { type: "submit" }, "Send");
+  const form = h("form", { class: "chat-form", onsubmit: async (e) => {
+    e.preventDefault();
+    if (!input.value.trim()) return;
+    send.disabled = true;
+    try { await postJSON(`/api/sessions/${sessionId}/messages`, { text: input.value.trim() }); input.value = ""; }
+    catch (error) { showError(error); }
+    finally { send.disabled = false; }
+  } }, h("label", { for: "chat-input" }, "Message"), input, send);
+  const element = h("section", { class: "card chat", "aria-labelledby": "chat-title" },
+    h("h2", { id: "chat-title" }, "Chat"), list, form);
+  let shown = 0;
+  return {
+    element,
+    update(messages) {
+      if (messages.length === shown) return;
+      list.replaceChildren(...messages.map((m) => h("li", { class: m.role }, h("span", { class: "who" }, m.role === "user" ? "You" : "Co-pilot"), " ", m.text)));
+      shown = messages.length;
+      list.scrollTop = list.scrollHeight;
+    },
+  };
+}

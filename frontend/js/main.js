@@ -1,0 +1,111 @@
+// The page: #/ shows the start view, #/s/<id> a session (restored on reload).
+import { getJSON, postJSON } from "./api.js";
+import { approvalCard } from "./approval.js";
+import { chatPane } from "./chat.js";
+import { renderData } from "./data.js";
+import { h, showError, clearError } from "./dom.js";
+import { renderPlan } from "./plan.js";
+import { renderStart } from "./start.js";
+import { connectEvents } from "./ws.js";
+
+const view = document.getElementById("view");
+const conn = document.getElementById("conn");
+let current = null; // the open session view: {close, approval}
+
+function openSession(id) {
+  location.hash = `#/s/${id}`;
+}
+
+function setConnection(state) {
+  conn.hidden = false;
+  conn.textContent = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", closed: "Disconnected" }[state];
+  conn.className = `conn ${state}`;
+}
+
+function sessionView(id) {
+  const plan = h("section", { class: "card plan-pane", "aria-label": "Plan" });
+  const approval = h("div", { class: "approval-slot" });
+  const data = h("section", { class: "card data-pane", "aria-label": "Data" });
+  const chat = chatPane(id);
+  const title = h("h1", {}, "Session");
+  view.replaceChildren(title, h("div", { class: "grid" },
+    h("div", { class: "col" }, approval, plan), h("div", { class: "col" }, chat.element, data)));
+
+  const progress = {};
+  const state = { card: null, pendingId: null, version: null, profile: null, refreshing: null, again: false };
+
+  async function act(fn) {
+    clearError();
+    try { await fn(); } catch (error) { showError(error); }
+    refresh();
+  }
+
+  function showApproval(session) {
+    const step = session.pending_step;
+    const key = step ? step.id : null;
+    if (key === state.pendingId) return;
+    state.pendingId = key;
+    state.card = step ? approvalCard(step, {
+      onApprove: (params) => postJSON(`/api/sessions/${id}/steps/${step.id}/approve`, { params }),
+      onReject: (reason) => postJSON(`/api/sessions/${id}/steps/${step.id}/reject`, { reason }),
+      run: act,
+    }) : null;
+    approval.replaceChildren(...(state.card ? [state.card.element] : []));
+  }
+
+  async function load() {
+    const [session, messages] = await Promise.all([
+      getJSON(`/api/sessions/${id}`), getJSON(`/api/sessions/${id}/messages`)]);
+    title.textContent = `${session.source} → predict ${session.target}`;
+    if (session.version !== state.version) {
+      state.version = session.version;
+      state.profile = await getJSON(`/api/sessions/${id}/profile`).catch(() => null);
+    }
+    showApproval(session);
+    renderPlan(plan, session, progress);
+    chat.update(messages);
+    renderData(data, session, state.profile, refresh);
+  }
+
+  // One fetch at a time; events during a fetch cause one more afterwards.
+  async function refresh() {
+    if (state.refreshing) { state.again = true; return; }
+    state.refreshing = load().catch(showError);
+    await state.refreshing;
+    state.refreshing = null;
+    if (state.again) { state.again = false; refresh(); }
+  }
+
+  const events = connectEvents(id, {
+    onState: setConnection,
+    onEvent: (event) => {
+      if (event.type === "progress") progress[event.data.step_id] = event.data;
+      if (event.type === "error") showError(new Error(event.data.message || event.data.detail || "error"));
+      refresh();
+    },
+  });
+  refresh();
+  return {
+    close: () => events.close(),
+    approve: () => state.card && act(state.card.approve),
+    focusReject: () => state.card && state.card.focusReject(),
+  };
+}
+
+function route() {
+  if (current) current.close();
+  current = null;
+  conn.hidden = true;
+  clearError();
+  const match = /^#\/s\/([\w-]+)$/.exec(location.hash);
+  if (match) current = sessionView(match[1]);
+  else renderStart(view, openSession);
+}
+
+document.addEventListener("keydown", (event) => {
+  if (!current) return;
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); current.approve(); }
+  else if (event.key === "Escape" && !document.querySelector("dialog[open]")) { event.preventDefault(); current.focusReject(); }
+});
+window.addEventListener("hashchange", route);
+route();
