@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.staticfiles import StaticFiles
 
 from copilot.api.errors import install_error_handlers
@@ -21,6 +22,7 @@ from copilot.engine import Engine
 from copilot.settings import Settings
 
 STALE_SECONDS = 24 * 3600
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 DESCRIPTION = """A human-guided, data-centric co-pilot: upload a table, follow the plan, approve each change.
 
 With `COPILOT_TOKENS` set, every call except `/healthz` and `/readyz` needs `Authorization: Bearer <token>`
@@ -48,6 +50,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     redact_server_logs()
     install_error_handlers(app)
     app.add_middleware(UploadSizeLimit, path=sessions.router.prefix, max_mb=settings.max_upload_mb)
+    if not app.state.tokens:  # loopback only: refuse other Host names, so DNS rebinding cannot reach it
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_HOSTS))
     for module in (health, sessions, messages, steps, versions, tools, demos, ws):
         app.include_router(module.router)
     frontend = frontend_dir()

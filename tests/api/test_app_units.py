@@ -333,3 +333,22 @@ def test_serve_refuses_other_interfaces_without_tokens(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "set COPILOT_TOKENS to listen on other interfaces" in " ".join(done.stderr.split())
     assert "Traceback" not in done.stderr
+
+
+def _host_status(app: Any, host: str) -> int:
+    from starlette.testclient import TestClient
+
+    return TestClient(app, base_url=f"http://{host}").get("/healthz").status_code
+
+
+def test_without_tokens_only_loopback_host_names_are_answered(tmp_path: Path) -> None:
+    """A page on another site cannot reach the local server by rebinding its DNS name to 127.0.0.1."""
+    from copilot.api.app import create_app
+    from copilot.settings import Settings
+
+    local = create_app(Settings(data_dir=tmp_path / "a"))
+    assert _host_status(local, "127.0.0.1:8000") == 200
+    assert _host_status(local, "localhost:8000") == 200
+    assert _host_status(local, "evil.example:8000") == 400
+    shared = create_app(Settings(data_dir=tmp_path / "b", tokens="tok"))
+    assert _host_status(shared, "copilot.internal.example") == 200
