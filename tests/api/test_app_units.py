@@ -336,9 +336,13 @@ def test_serve_refuses_other_interfaces_without_tokens(tmp_path: Path) -> None:
 
 
 def _host_status(app: Any, host: str) -> int:
-    from starlette.testclient import TestClient
+    import httpx
 
-    return TestClient(app, base_url=f"http://{host}").get("/healthz").status_code
+    async def probe() -> int:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{host}") as client:
+            return (await client.get("/healthz")).status_code
+
+    return anyio.run(probe)
 
 
 def test_without_tokens_only_loopback_host_names_are_answered(tmp_path: Path) -> None:
