@@ -149,7 +149,7 @@ class Engine:
         with self._write() as db:
             session = self._owned(db, session_id, owner)
             step = self._step(db, session, step_id)
-            if step.status in {"running", "done", "failed"} and self._approved(db, step):
+            if step.status in {"running", "done", "failed"} and self._approved(db, session, step):
                 return views.session_view(db, session, self.registry)
             if step.status != "awaiting_approval" or session.state != "awaiting_approval":
                 raise Conflict(f"step {step_id} ({step.tool}) is {step.status}, not awaiting approval")
@@ -321,12 +321,12 @@ class Engine:
             raise NotFound(f"session {session.id} has no step {step_id}")
         return step
 
-    def _approved(self, db: Session, step: StepRow) -> bool:
+    def _approved(self, db: Session, session: SessionRow, step: StepRow) -> bool:
+        """Whether the step ran with the human's consent: an approval on record, or none needed."""
+        if not self._needs_approval(session.policy, step.tool):
+            return True
         query = select(ApprovalRow).where(ApprovalRow.step_id == step.id, ApprovalRow.decision == "approve")
-        return db.scalars(query).first() is not None or not self._needs_approval(self._policy_of(db, step), step.tool)
-
-    def _policy_of(self, db: Session, step: StepRow) -> str:
-        return db.get_one(SessionRow, step.session_id).policy
+        return db.scalars(query).first() is not None
 
     def _needs_approval(self, policy: str, tool: str) -> bool:
         return policy == "always" or (policy == "mutating" and self.registry.get(tool).mutates)
