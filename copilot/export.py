@@ -1,9 +1,17 @@
-"""Writing the cleaned table and the run report."""
+"""Writing the cleaned table and the run report.
+
+Text written for spreadsheets (CSV, TSV, Excel) is guarded against formula injection, as OWASP
+advises: a text cell (or column name) that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+return gets a leading single quote, so Excel, LibreOffice and Google Sheets show it as text instead of
+running it. Numbers (``-3.5``, also when stored as text) are left alone; Parquet and JSON lines are
+written unchanged, since no spreadsheet evaluates them.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -13,6 +21,28 @@ import pandas as pd
 from copilot.errors import CopilotError
 
 OUTPUT_SUFFIXES = (".csv", ".tsv", ".parquet", ".xlsx", ".jsonl")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def neutralise_formula(value: object) -> object:
+    """``=HYPERLINK(...)`` → ``'=HYPERLINK(...)``; anything that is not such text comes back unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def guard_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``table`` whose text cells and column names cannot run as spreadsheet formulas."""
+    guarded = table.copy()
+    for position, dtype in enumerate(guarded.dtypes):
+        column = guarded.iloc[:, position]
+        if isinstance(dtype, pd.CategoricalDtype):
+            column = column.astype(object)
+        if pd.api.types.is_object_dtype(column.dtype) or pd.api.types.is_string_dtype(column.dtype):
+            guarded.isetitem(position, column.map(neutralise_formula, na_action="ignore"))
+    guarded.columns = [neutralise_formula(c) for c in guarded.columns]
+    return guarded
 
 
 def check_output_path(path: Path) -> None:
@@ -35,11 +65,11 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
         if suffix == ".parquet":
             table.to_parquet(tmp, index=False)
         elif suffix == ".xlsx":
-            table.to_excel(tmp, index=False)
+            guard_formulas(table).to_excel(tmp, index=False)
         elif suffix == ".jsonl":
             table.to_json(tmp, orient="records", lines=True, date_format="iso")
         else:
-            table.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
+            guard_formulas(table).to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

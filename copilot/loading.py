@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from copilot.errors import InputFileError
 
 Format = Literal["csv", "parquet", "excel", "jsonl"]
 SNIFF_BYTES = 1 << 20
+#: A workbook member this much larger than its compressed size is a decompression bomb, not a sheet.
+MAX_ZIP_RATIO = 200
 _SUFFIXES: dict[str, Format] = {
     ".csv": "csv", ".tsv": "csv", ".txt": "csv", ".tab": "csv",
     ".parquet": "parquet", ".pq": "parquet",
@@ -76,6 +79,8 @@ def load_table(path: str | Path, max_file_mb: float = 500.0) -> LoadedTable:
     with path.open("rb") as fh:
         head = fh.read(SNIFF_BYTES)
     _check_magic(name, kind, head)
+    if kind == "excel":
+        _check_workbook_size(path, max_file_mb)
     reader = {"csv": _read_csv, "parquet": _read_parquet, "excel": _read_excel, "jsonl": _read_jsonl}[kind]
     table, source = reader(path, head)
     return LoadedTable(_normalise(name, table), source, path)
@@ -93,8 +98,34 @@ def _check_magic(name: str, kind: Format, head: bytes) -> None:
             f"{name}: the file is {found}, not text. Save it with the right extension "
             "(.parquet, .xlsx) or export it as CSV."
         )
-    if b"\x00" in head[:8192]:
-        raise InputFileError(f"{name}: the file contains binary data, not text. Export the table as CSV.")
+    if b"\x00" in head[:8192] and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise InputFileError(
+            f"{name}: the file contains binary data, not text (or UTF-16 text without a byte-order mark). "
+            "Export the table as CSV in UTF-8."
+        )
+
+
+def _check_workbook_size(path: Path, max_file_mb: float) -> None:
+    """Refuse a workbook that would expand past the file-size limit, or that is a decompression bomb.
+
+    Python's ``zipfile`` never inflates a member past the size its header declares, so checking the
+    declared sizes is enough."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputFileError(
+            f"{path.name}: the Excel workbook cannot be read ({exc}). "
+            "Save it again as .xlsx or export the sheet as CSV."
+        ) from None
+    expanded = sum(m.file_size for m in members)
+    bomb = any(m.file_size > SNIFF_BYTES and m.file_size > MAX_ZIP_RATIO * max(m.compress_size, 1) for m in members)
+    if bomb or expanded > max_file_mb * 1024 * 1024:
+        why = "a decompression bomb" if bomb else f"over the limit of {max_file_mb:g} MiB"
+        raise InputFileError(
+            f"{path.name}: the workbook would expand to {expanded / 2**20:,.0f} MiB ({why}), so it was not opened. "
+            "Export the sheet as CSV or Parquet."
+        )
 
 
 def _describe(head: bytes) -> str:
@@ -103,9 +134,11 @@ def _describe(head: bytes) -> str:
 
 
 def sniff_encoding(head: bytes) -> str:
-    """UTF-8 (with or without BOM) when the bytes decode, else cp1252, else latin-1."""
+    """UTF-8 (with or without BOM) when the bytes decode, UTF-16 with a BOM, else cp1252, else latin-1."""
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
         return "utf-8"
@@ -136,6 +169,11 @@ def _read_csv(path: Path, head: bytes) -> tuple[pd.DataFrame, SourceFormat]:
     text = head.decode(encoding, errors="ignore")
     if not text.strip():
         raise InputFileError(f"{name}: the file has only blank lines. Export the table again.")
+    if len(head) == SNIFF_BYTES and not any(mark in text for mark in "\r\n"):
+        raise InputFileError(
+            f"{name}: the first line is longer than {SNIFF_BYTES // 2**20} MiB with no line break, so this is not "
+            "a table of one row per line. Check that the file was exported with line breaks."
+        )
     sep = sniff_delimiter(text, path.suffix)
     _check_header(name, text, sep)
     try:
@@ -206,7 +244,8 @@ def _normalise(name: str, table: pd.DataFrame) -> pd.DataFrame:
         raise InputFileError(f"{name}: no columns found. Is this a table with a header row?")
     if len(table) == 0:
         raise InputFileError(
-            f"{name}: the file has a header ({', '.join(map(str, table.columns[:8]))}) but no rows of data."
+            f"{name}: the file has a header ({', '.join(map(str, table.columns[:8]))}) but no rows of data. "
+            "Export the table again with its rows."
         )
     table.columns = [str(c).strip() for c in table.columns]
     dupes = sorted({c for c in table.columns if list(table.columns).count(c) > 1})

@@ -30,10 +30,17 @@ def check_table(
     _check_columns_exist(table, name, [target, *id_columns])
     y = table[target]
     if y.isna().all():
-        raise TableError(f"{name}: the target column {target!r} has no values (every cell is missing).")
+        raise TableError(
+            f"{name}: the target column {target!r} has no values (every cell is missing). "
+            "Choose a column that holds the outcome to predict."
+        )
     present = int(y.notna().sum())
     if present < min_rows:
-        raise TableError(f"{name}: only {present} rows have a value in {target!r}; at least {min_rows} are needed.")
+        rows = "1 row has" if present == 1 else f"{present} rows have"
+        raise TableError(
+            f"{name}: only {rows} a value in {target!r}; at least {min_rows} are needed. "
+            "Add rows, or check that this is the right target column."
+        )
     task = infer_task(y)
     if task == "classification" and y.nunique(dropna=True) < 2:
         raise TableError(

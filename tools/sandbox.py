@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -39,6 +42,7 @@ PRELOAD = [
 ]  # fmt: skip
 
 ProgressFn = Callable[[float, str], None]
+MAX_RESULT_BYTES = 16 * 1024 * 1024  # the JSON result (summary, findings, fitted state), not the table
 
 
 @dataclass(frozen=True)
@@ -104,13 +108,18 @@ def isolation_mode() -> str:
 class Sandbox:
     """Runs tool calls in child processes under ``limits``; work folders live under ``root``."""
 
-    def __init__(self, limits: Limits, root: Path, extra_tools: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, limits: Limits, root: Path, extra_tools: tuple[str, ...] = (), protected: tuple[Path, ...] | None = None
+    ) -> None:
         """``extra_tools`` ("module:Class") are registered in the child besides the registry's;
-        they come from trusted configuration or tests, never from a request."""
+        they come from trusted configuration or tests, never from a request. ``protected`` folders
+        are never opened by a tool's Python code; by default the folder that holds ``root`` (the data
+        directory, with the store and every version)."""
         self.limits = limits
         self.extra_tools = extra_tools
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.protected = tuple(str(p) for p in (protected if protected is not None else (self.root.parent,)))
 
     def run(
         self,
@@ -146,7 +155,8 @@ class Sandbox:
     ) -> SandboxOutcome:
         ctx = _mp_context()
         reader, writer = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=sandbox_child.main, args=(str(workdir), self.limits.__dict__, writer), daemon=True)
+        args = (str(workdir), self.limits.__dict__, writer, self.protected)
+        proc = ctx.Process(target=sandbox_child.main, args=args, daemon=True)
         proc.start()
         writer.close()
         pump = threading.Thread(target=_pump_progress, args=(reader, on_progress), daemon=True)
@@ -158,8 +168,7 @@ class Sandbox:
             proc.join(timeout=0.05)
         cancelled = proc.is_alive() and cancel is not None and cancel.is_set()
         timed_out = proc.is_alive() and not cancelled
-        if proc.is_alive():
-            _kill(proc)
+        _kill(proc)  # and whatever it started, even when it has exited
         pump.join(timeout=2)
         reader.close()
         if cancelled:
@@ -172,14 +181,25 @@ class Sandbox:
         return self._read_result(workdir, proc.exitcode)
 
     def _read_result(self, workdir: Path, exitcode: int | None) -> SandboxOutcome:
-        result_file = workdir / sandbox_child.RESULT
-        if result_file.exists():
+        """The child's result, trusted no further than its shape: plain files, bounded, valid JSON."""
+        result_file, table = workdir / sandbox_child.RESULT, workdir / sandbox_child.OUTPUT
+        if not result_file.exists() and not result_file.is_symlink():
+            return _failure(*self._explain_exit(exitcode))
+        for path in (result_file, table):
+            if (path.exists() or path.is_symlink()) and not _plain_file(path):
+                return _failure("tool", f"the tool left {path.name} as a link or special file; only plain files count")
+        size = result_file.stat().st_size
+        if size > MAX_RESULT_BYTES:
+            return _failure("tool", f"the tool's result is {size / 2**20:.0f} MiB, over the limit of "
+                                    f"{MAX_RESULT_BYTES // 2**20} MiB; keep findings short")  # fmt: skip
+        try:
             payload = json.loads(result_file.read_text(encoding="utf-8"))
             if payload.get("ok"):
-                table = workdir / sandbox_child.OUTPUT
-                return SandboxOutcome(True, 0.0, result=payload["result"], table_path=table if table.exists() else None)
-            return _failure(payload["kind"], payload["message"])
-        return _failure(*self._explain_exit(exitcode))
+                return SandboxOutcome(True, 0.0, result=dict(payload["result"]),
+                                      table_path=table if table.exists() else None)  # fmt: skip
+            return _failure(str(payload["kind"]), str(payload["message"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return _failure("crash", "the tool's process left a result that is not the sandbox's JSON; ignored")
 
     def _explain_exit(self, code: int | None) -> tuple[str, str]:
         if code == -signal.SIGXCPU:
@@ -201,8 +221,19 @@ def _failure(kind: str, message: str) -> SandboxOutcome:
     return SandboxOutcome(False, 0.0, error=message, error_kind=kind)
 
 
+def _plain_file(path: Path) -> bool:
+    """A regular file with no other name: not a symlink or hard link into the data directory."""
+    info = os.lstat(path)
+    return stat.S_ISREG(info.st_mode) and info.st_nlink == 1
+
+
 def _kill(proc: Any) -> None:
-    proc.kill()
+    """Stop the child and its process group (it made one with ``setsid``), so nothing it started lives on."""
+    if proc.pid is not None:
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    if proc.is_alive():
+        proc.kill()
     proc.join(timeout=5)
 
 

@@ -1,7 +1,11 @@
 """The code that runs inside a sandbox child, before and around the tool.
 
-Order matters: limits and network isolation are in force before any tool or
-plugin code is imported or run.
+Order matters: limits, a scrubbed environment, network isolation and the audit
+hook are in force before any tool or plugin code is imported or run.
+
+The audit hook sees what Python code does, not what native code does: a tool
+that calls C directly (``ctypes``, a C extension, pyarrow's own file reader)
+passes under it. SECURITY.md says what that leaves open.
 """
 
 from __future__ import annotations
@@ -25,9 +29,23 @@ from threadpoolctl import ThreadpoolController
 INPUT, OUTPUT, CALL, RESULT = "input.parquet", "output.parquet", "call.json", "result.json"
 _CLONE_NEWNET = 0x40000000
 _BLOCKED_EVENTS = frozenset(
-    {"socket.__new__", "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
-     "os.forkpty", "pty.spawn"}
+    {"socket.__new__", "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr", "socket.sethostname",
+     "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "pty.spawn",
+     "os.killpg"}
 )  # fmt: skip
+#: Events whose first argument is a path the tool reads, or (the second set) changes.
+_READ_EVENTS = frozenset({"os.listdir", "os.scandir", "sqlite3.connect"})
+_WRITE_EVENTS = frozenset(
+    {"os.remove", "os.rmdir", "os.mkdir", "os.truncate", "os.chmod", "os.chown", "os.utime", "shutil.rmtree"}
+)
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+#: Outside its folder, a tool may read only Python's own files and these system paths.
+_SYSTEM_READABLE = ("/usr", "/lib", "/lib64", "/etc/localtime", "/proc/cpuinfo", "/proc/meminfo", "/sys",
+                    "/dev/null", "/dev/urandom", "/dev/random")  # fmt: skip
+_OWN_PROC_FILES = ("stat", "status", "statm", "limits", "cgroup", "mountinfo", "maps")
+#: The only environment variables a tool sees; tokens, API keys and database URLs stay with the server.
+_SAFE_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "PYTHONHASHSEED")
+_SAFE_ENVIRONMENT_PREFIXES = ("LC_", "OMP_", "OPENBLAS_", "MKL_", "BLIS_", "NUMEXPR_", "VECLIB_")
 
 
 def _warm_up() -> ThreadpoolController:
@@ -48,15 +66,63 @@ class SandboxViolation(PermissionError):
     """A tool tried something the sandbox forbids (network, processes)."""
 
 
-def main(workdir: str, limits: dict[str, Any], progress: Connection) -> None:
-    """Entry point of the child: confine, run the call in ``workdir``, write the result."""
+def main(workdir: str, limits: dict[str, Any], progress: Connection, protected: tuple[str, ...] = ()) -> None:
+    """Entry point of the child: confine, run the call in ``workdir``, write the result.
+
+    ``protected`` folders (the data directory) are off limits even where Python's own files live."""
+    os.setsid()  # its own process group, so the parent can stop whatever it starts
     os.chdir(workdir)
-    threads = str(limits.get("threads", 1))
-    os.environ.update({"TMPDIR": workdir, "HOME": workdir, "LOKY_MAX_CPU_COUNT": threads})
+    _scrub_environment(workdir, str(limits.get("threads", 1)))
     _apply_limits(limits)
     _cut_network()
+    sys.addaudithook(_FilePolicy(workdir, protected))
     _write(RESULT, _run_call(Path(workdir), limits, progress))
     progress.close()
+
+
+def _scrub_environment(workdir: str, threads: str) -> None:
+    for name in list(os.environ):
+        if name not in _SAFE_ENVIRONMENT and not name.startswith(_SAFE_ENVIRONMENT_PREFIXES):
+            del os.environ[name]
+    os.environ.update({"TMPDIR": workdir, "HOME": workdir, "LOKY_MAX_CPU_COUNT": threads})
+
+
+class _FilePolicy:
+    """An audit hook: a tool writes only inside its folder, and reads only there, in Python's own
+    installation and a few system files; never in a protected folder."""
+
+    def __init__(self, workdir: str, protected: tuple[str, ...]) -> None:
+        self.workdir = os.path.realpath(workdir)
+        own_proc = [f"/proc/{os.getpid()}/{name}" for name in _OWN_PROC_FILES]
+        python = [sys.prefix, sys.base_prefix, sys.exec_prefix, *(p for p in sys.path if p)]
+        self.readable = tuple({os.path.realpath(p) for p in [*python, *_SYSTEM_READABLE, *own_proc]})
+        self.protected = tuple(os.path.realpath(p) for p in protected)
+
+    def __call__(self, event: str, args: tuple[Any, ...]) -> None:
+        if event == "open":
+            path, mode, flags = args
+            writing = any(ch in (mode or "") for ch in "wax+") or bool((flags or 0) & _WRITE_FLAGS)
+            self.check(path, writing)
+        elif event in _READ_EVENTS or event in _WRITE_EVENTS:
+            self.check(args[0] if args else None, event in _WRITE_EVENTS)
+        elif event in {"os.rename", "os.link", "os.symlink", "shutil.copyfile"}:
+            self.check(args[0], event == "os.rename")
+            self.check(args[1], True)
+
+    def check(self, path: Any, writing: bool) -> None:
+        if isinstance(path, int) or path is None:  # an open file descriptor was checked when it was opened
+            return
+        real = os.path.realpath(os.fsdecode(path))
+        if _inside(real, (self.workdir,)):
+            return
+        if not writing and _inside(real, self.readable) and not _inside(real, self.protected):
+            return
+        verb = "write" if writing else "read"
+        raise SandboxViolation(f"the sandbox does not allow a tool to {verb} {real} (only its own working folder)")
+
+
+def _inside(path: str, folders: tuple[str, ...]) -> bool:
+    return any(path == folder or path.startswith(folder.rstrip("/") + "/") for folder in folders)
 
 
 def _apply_limits(limits: dict[str, Any]) -> None:
@@ -87,7 +153,9 @@ def _cut_network() -> str:
 
 def _refuse(event: str, args: tuple[Any, ...]) -> None:
     if event in _BLOCKED_EVENTS:
-        raise SandboxViolation(f"the sandbox does not allow {event} (no network, no new processes)")
+        raise SandboxViolation(f"the sandbox does not allow {event} (no network, no new processes, no signals)")
+    if event == "os.kill" and args[0] != os.getpid():
+        raise SandboxViolation(f"the sandbox does not allow signalling process {args[0]} (only the tool's own)")
 
 
 def probe_isolation() -> str:
