@@ -248,7 +248,7 @@ def _normalise(name: str, table: pd.DataFrame) -> pd.DataFrame:
             "Export the table again with its rows."
         )
     table.columns = [str(c).strip() for c in table.columns]
-    dupes = sorted({c for c in table.columns if list(table.columns).count(c) > 1})
+    dupes = sorted(name for name, n in Counter(table.columns).items() if n > 1)
     if dupes:
         raise InputFileError(
             f"{name}: the column names {', '.join(map(repr, dupes))} appear more than once. "

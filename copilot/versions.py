@@ -4,7 +4,8 @@ A blob is stored once under the SHA-256 of its bytes and never rewritten. A
 version record says which blob, which parent version, and which step and tool
 call made it; its id is derived from those, so the same step on the same parent
 always names the same version. Files are written to a temporary name and moved
-into place, so a crash never leaves a half-written version behind.
+into place, so a crash never leaves a half-written version behind; a failed write (a full disk)
+removes its temporary file.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
+
+TEMPORARY = ".tmp-"  # the prefix of a file being written; a crash may leave one, never under a final name
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,13 @@ class VersionStore:
 
     def add_table(self, table: pd.DataFrame, **origin: Any) -> Version:
         """Store a DataFrame as a new version (see :meth:`add_file` for ``origin``)."""
-        fd, tmp = tempfile.mkstemp(suffix=".parquet", dir=self.blobs)
+        fd, tmp = tempfile.mkstemp(suffix=".parquet", dir=self.blobs, prefix=TEMPORARY)
         os.close(fd)
-        table.to_parquet(tmp)
+        try:
+            table.to_parquet(tmp)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return self.add_file(Path(tmp), **origin)
 
     def add_file(
@@ -106,10 +113,14 @@ class VersionStore:
         path = self.records / f"{version.id}.json"
         if path.exists():
             return  # the same step on the same parent: the record is already there, never rewritten
-        fd, tmp = tempfile.mkstemp(suffix=".json", dir=self.records)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(asdict(version), fh, default=str)
-        os.replace(tmp, path)
+        fd, tmp = tempfile.mkstemp(suffix=".json", dir=self.records, prefix=TEMPORARY)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(asdict(version), fh, default=str)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def _sha256(path: Path) -> str:
