@@ -28,7 +28,9 @@ forgiven ("ages" finds `age`). Other names need quotes if they hold symbols.
   instruction): the number of rows, columns or duplicates, the target and its
   class balance, and for named columns their type, missing cells, range,
   minimum, maximum, median, mean, quartiles and commonest values. Answers come
-  from the profile alone, so no cell of the table is ever quoted beyond it.
+  from the profile alone, so no cell of the table is ever quoted beyond it. A
+  question none of these fit is not understood (an LLM, if one is set up,
+  answers it).
 
 A message may hold several instructions, split at ";", ".", ",", "and" and new
 lines; each one applies. A column that is not in the table changes nothing: the
@@ -86,9 +88,9 @@ def interpret(text: str, guidance: Guidance, profile: Profile, target: str) -> C
                 change, note = _apply_to_column(instruction, updated, columns)
                 changes += [change] if change else []
                 notes += [note] if note else []
-        elif asks or body.endswith("?"):
+        elif (asks or body.endswith("?")) and (reply := _answer(body, profile, target)) is not None:
             understood = True
-            notes.append(_answer(body, profile, target))
+            notes.append(reply)
     return ChatReading(guidance=updated, changes=changes, answer=" ".join(notes) or None, understood=understood)
 
 
@@ -495,14 +497,10 @@ _NOT_NAMES = frozenset((
     "does", "do", "so", "whole", "overall", "goal", "model", "score", "feature", "features", "variable",
     "variables",
 ))  # fmt: skip
-_HELP = (
-    "I can answer questions about the table: how many rows, columns or duplicate rows it has, the target and its "
-    "class balance, and for a column its type, missing cells, range, minimum, maximum, median, mean or commonest "
-    "values, e.g. 'how many missing values in `age`?'."
-)
 
 
-def _answer(question: str, profile: Profile, target: str) -> str:
+def _answer(question: str, profile: Profile, target: str) -> str | None:
+    """The answer from the profile; None for a question these rules cannot answer (an LLM may)."""
     q = question.casefold()
     columns = list(profile["columns"])
     asks_column = any(p.search(q) for p in (_MISSING, _TYPE, _STATS, _VALUES))
@@ -521,7 +519,7 @@ def _answer(question: str, profile: Profile, target: str) -> str:
         return _target_answer(profile, target)
     if _ROWS_Q.search(q):
         return f"The table has {profile['n_rows']} rows and {profile['n_columns']} columns."
-    return _HELP
+    return None
 
 
 def _mentioned_columns(question: str, columns: list[str], target: str | None) -> list[str]:

@@ -6,6 +6,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+#: The pseudo-tool of a backtracking step: approving ``revert`` with ``{"step": KEY}`` returns the
+#: data to the version before step KEY, which must be the step that made the current version.
+REVERT = "revert"
+
 StepStatus = Literal["proposed", "awaiting_approval", "running", "done", "failed", "rejected", "skipped", "reverted"]
 
 

@@ -17,10 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.plan import Guidance, Observation, PlanStep
+from agents.plan import REVERT, Guidance, Observation, PlanStep
 
 Profile = dict[str, Any]
 ROBUST_Z = 5.0
+#: A score this much below the baseline is a real loss, not cross-validation noise.
+SCORE_TOLERANCE = 0.01
+#: Steps that are judgement calls, and may be undone when the score falls after them. Schema fixes and
+#: imputation are not: without them the table is not ML-ready.
+REVERTIBLE = ("outliers", "label_issues", "duplicates", "drop_columns:leakage")
 
 
 @dataclass
@@ -31,6 +36,8 @@ class PlanningState:
     id_columns: list[str]
     guidance: Guidance = field(default_factory=Guidance)
     history: list[Observation] = field(default_factory=list)
+    current_step: str | None = None  # the key of the step that made the current version; None: the upload
+    messages: list[str] = field(default_factory=list)  # the human's recent chat, newest last
 
     def seen(self, key: str) -> bool:
         return any(obs.key == key for obs in self.history)
@@ -55,7 +62,7 @@ class RuleBasedCoordinator:
             _drop_leaky_columns, _outliers, _label_issues, _impute,
         ]  # fmt: skip
         steps = [step for rule in rules if (step := rule(state)) is not None]
-        steps += [*_requested(state), _final_score(state)]
+        steps += [*_requested(state), _final_score(state), *_backtrack(state)]
         return [s for s in steps if not state.seen(s.key)]
 
 
@@ -222,6 +229,30 @@ def _final_score(state: PlanningState) -> PlanStep:
     return PlanStep(key="evaluate:final", tool="evaluate", params={},
                     rationale=f"Score the cleaned data the same way as the baseline{then}.",
                     expected="No change to the data; the score after cleaning.")  # fmt: skip
+
+
+def _backtrack(state: PlanningState) -> list[PlanStep]:
+    """After a score below the baseline, undo the last judgement step and score again."""
+    last = state.history[-1] if state.history else None
+    if last is not None and last.tool == REVERT and last.status == "done":
+        return [PlanStep(key=f"evaluate:after_{last.key}", tool="evaluate", params={},
+                         rationale=f"Score the data again now that {last.key} is undone.",
+                         expected="No change to the data; a score to compare with the baseline.")]  # fmt: skip
+    baseline = _score(state.last("evaluate:baseline"))
+    latest = _score(last) if last is not None and last.key.startswith("evaluate:") else None
+    step = state.current_step
+    if baseline is None or latest is None or latest >= baseline - SCORE_TOLERANCE or step is None:
+        return []
+    if not step.startswith(REVERTIBLE):
+        return []
+    return [PlanStep(key=f"{REVERT}:{step}", tool=REVERT, params={"step": step},
+                     rationale=f"The score fell to {latest:.3f} from a baseline of {baseline:.3f}; `{step}` made the "
+                               "last change to the data, so undo it (back to the version before it).",
+                     expected=f"The data as it was before {step}.")]  # fmt: skip
+
+
+def _score(obs: Observation | None) -> float | None:
+    return obs.metrics.get("score") if obs is not None and obs.status == "done" else None
 
 
 def _bound(value: float | None) -> str:

@@ -14,8 +14,10 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from agents.plan import Guidance, Observation, PlanStep
-from agents.rule_based import PlanningState, RuleBasedCoordinator
+from agents.llm import Usage
+from agents.pair import AgentPair, RuleBasedPair
+from agents.plan import REVERT, Guidance, Observation, PlanStep
+from agents.rule_based import PlanningState
 from agents.worker import RuleBasedWorker, ToolCall, ToolCallError
 from copilot.loading import LoadedTable
 from copilot.pipeline import PipelineSpec, PipelineStep, RowChanges, row_changes, source_of
@@ -36,6 +38,19 @@ class Decision:
 
 
 Approver = Callable[[PlanStep, list[str]], Decision]  # the step, and the table's current columns
+
+
+def _observation(record: StepRecord) -> Observation:
+    result = record.result
+    return Observation(key=record.step.key, tool=record.step.tool, status=record.step.status,
+                       summary=result.get("summary", record.error or ""), metrics=result.get("metrics", {}),
+                       findings=result.get("findings", {}))  # fmt: skip
+
+
+def _maker(records: list[StepRecord], version: Version) -> str | None:
+    """The key of the step that made ``version``; None for the upload."""
+    made = [r for r in records if r.version == version.id and r.step.status == "done" and r.step.tool != REVERT]
+    return made[-1].step.key if made else None
 
 
 def approve_all(step: PlanStep, columns: list[str]) -> Decision:
@@ -77,6 +92,8 @@ class CleaningOutcome:
     final_version: Version
     spec: PipelineSpec
     warnings: list[str]
+    agents: str = "rule-based"
+    usage: Usage = field(default_factory=Usage)
 
     def score(self, key: str) -> float | None:
         done = [r for r in self.records if r.step.key == key and r.step.status == "done"]
@@ -96,6 +113,7 @@ class CleaningRun:
     approver: Approver = approve_all
     on_event: EventSink = lambda kind, data: None
     seed: int = 0
+    agents: AgentPair = field(default_factory=RuleBasedPair)
 
     def run(self) -> CleaningOutcome:
         """Clean the table step by step; every step's fate is in the outcome's records."""
@@ -105,27 +123,52 @@ class CleaningRun:
         profile = profile_table(table, target=self.target, id_columns=self.id_columns, task=self.task)
         ids = resolve_id_columns(profile, self.id_columns, self.target)
         records: list[StepRecord] = []
-        history: list[Observation] = []
-        coordinator, worker = RuleBasedCoordinator(), RuleBasedWorker()
+        usage, worker = Usage(), RuleBasedWorker()
         for _ in range(MAX_STEPS):
-            state = PlanningState(profile, self.target, self.task, ids, self.guidance, history)
-            plan = coordinator.plan(state)
+            history = [_observation(r) for r in records]
+            state = PlanningState(profile, self.target, self.task, ids, self.guidance, history,
+                                  current_step=_maker(records, version))  # fmt: skip
+            proposal = self.agents.propose(state, self.registry, usage)
+            usage, plan = usage.plus(proposal.usage), proposal.steps
+            self.guidance = proposal.guidance or self.guidance
+            for note in proposal.notes:
+                self.on_event("message", {"role": "assistant", "text": note})
             self.on_event("plan", {"steps": [s.model_dump() for s in plan]})
             if not plan:
                 break
-            record = self._step(plan[0], version, profile, ids, worker)
+            if plan[0].tool == REVERT:
+                record = self._revert(plan[0], version, records, profile)
+            else:
+                record = self._step(plan[0], version, profile, ids, worker)
             records.append(record)
-            history.append(Observation(key=record.step.key, tool=record.step.tool, status=record.step.status,
-                                       summary=record.result.get("summary", record.error or ""),
-                                       metrics=record.result.get("metrics", {}),
-                                       findings=record.result.get("findings", {})))  # fmt: skip
             if record.stop:
                 break
             if record.version is not None and record.version != version.id:
                 version = self.versions.get(record.version)
                 table = self.versions.load(version.id)
                 profile = profile_table(table, target=self.target, id_columns=ids, task=self.task)
-        return self._outcome(first, version, table, ids, records)
+        outcome = self._outcome(first, version, table, ids, records)
+        outcome.agents, outcome.usage = self.agents.name, usage
+        return outcome
+
+    def _revert(
+        self, step: PlanStep, version: Version, records: list[StepRecord], profile: dict[str, Any]
+    ) -> StepRecord:
+        """A backtracking step: once approved, the current version's parent becomes current again."""
+        record = StepRecord(step)
+        self.on_event("awaiting_approval", {"step": step.model_dump()})
+        decision = self.approver(step, list(profile["columns"]))
+        key = _maker(records, version)
+        maker = next((r for r in reversed(records) if r.step.key == key), None)
+        if decision.action != "approve" or maker is None or version.parent is None:
+            step.status = "skipped" if decision.action != "stop" else "rejected"
+            record.stop = decision.action == "stop"
+            return record
+        maker.step.status, step.status = "reverted", "done"
+        record.version = version.parent
+        record.result = {"summary": f"Undid {maker.step.key}: back to version {version.parent}.", "metrics": {}}
+        self.on_event("step_finished", {"step": step.model_dump(), "result": record.result})
+        return record
 
     def _step(
         self,
@@ -181,8 +224,8 @@ class CleaningRun:
                 params=record.call.params if record.call else None,
             )
             self.sandbox.discard(outcome)
-            record.version = parent.id if made.blob == parent.blob else made.id
-            if record.version != parent.id:
+            record.version = None if made.blob == parent.blob else made.id
+            if record.version is not None:
                 self.on_event("version_created", {"version": made.id, "rows": made.n_rows, "columns": made.n_columns})
         self.on_event("step_finished", {"step": record.step.model_dump(), "result": record.result})
         return record
@@ -208,7 +251,7 @@ class CleaningRun:
                          summary=r.result.get("summary", ""), train_only=self.registry.get(r.step.tool).train_only,
                          fitted=r.result.get("fitted"), row_changes=r.row_changes)
             for r in records
-            if r.step.status == "done" and self.registry.get(r.step.tool).mutates
+            if r.step.status == "done" and r.step.tool != REVERT and self.registry.get(r.step.tool).mutates
         ]  # fmt: skip
         spec = PipelineSpec(
             source=source_of(Path(self.loaded.path).name, self.loaded.source),

@@ -115,6 +115,8 @@ class EventPrinter:
             console.print(f"   [red]✗ {data['step']['tool']} failed:[/red] {data['error']}")
         elif kind == "step_skipped":
             console.print(f"   [yellow]– skipped {data['step']['tool']}[/yellow]")
+        elif kind == "message":
+            console.print(f"   [magenta]co-pilot:[/magenta] {data['text']}")
 
     def _plan(self, steps: list[PlanStep]) -> None:
         keys = [s.key for s in steps]
@@ -164,6 +166,10 @@ def _print_summary(outcome: CleaningOutcome, paths: CleanPaths) -> None:
         console.print(f"downstream score {before:.4f} → {after:.4f} ({after - before:+.4f})")
     for warning in outcome.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
+    if outcome.agents != "rule-based":
+        used = outcome.usage
+        fell_back = f"; the rule-based agents took over {used.fallbacks} time(s)" if used.fallbacks else ""
+        console.print(f"planned by {outcome.agents}: {used.calls} LLM call(s), {used.tokens} tokens{fell_back}")
     console.print(f"wrote {paths.output}, {paths.pipeline}, {paths.script}" +
                   (f", {paths.report}" if paths.report else ""))  # fmt: skip
 

@@ -27,12 +27,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agents.plan import Guidance
+from agents.chat import interpret
+from agents.llm import Usage
+from agents.pair import AgentPair, Proposal
+from agents.plan import REVERT, Guidance
 from agents.worker import ToolCallError, validate_call
 from copilot import session_views as views
 from copilot.errors import Conflict, InvalidParams, NotFound
 from copilot.events import EventBus
-from copilot.jobs import make_sandbox
+from copilot.jobs import make_agents, make_sandbox
 from copilot.loading import load_table
 from copilot.pipeline import PipelineSpec
 from copilot.planning import Planner
@@ -48,10 +51,16 @@ from tools.sandbox import isolation_mode
 
 log = logging.getLogger(__name__)
 FINAL_STATES = {"done", "stopped", "failed"}
+MAX_REPLANS = 5  # proposals discarded in a row because the session moved on meanwhile
+CHAT_HELP = (
+    'I did not understand that. You can say approve, skip, undo or stop; give rules such as "don\'t drop rows", '
+    '"keep column X" or "X must be between 0 and 120"; or ask about the data, e.g. "how many missing values '
+    'in X?".'
+)
 
 
 class Engine:
-    def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
+    def __init__(self, settings: Settings, registry: Registry | None = None, agents: AgentPair | None = None) -> None:
         self.settings = settings
         self.registry = registry or default_registry()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -62,7 +71,9 @@ class Engine:
         self._lock = threading.RLock()  # one writer at a time: the gate's checks and its commit are atomic
         self._local = threading.local()  # events of the transaction in progress, per thread
         self._executor = ThreadPoolExecutor(max_workers=settings.max_running_steps, thread_name_prefix="step")
-        self.planner = Planner(self.registry, self.version_store)
+        self._planning = ThreadPoolExecutor(max_workers=4, thread_name_prefix="plan")  # LLM calls, off the gate
+        self.agents = agents or make_agents(settings)
+        self.planner = Planner(self.registry, self.version_store, self.agents, settings.llm_share)
         self.runner = StepRunner(make_sandbox(settings), self.version_store, self.registry, settings.seed)
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -71,10 +82,11 @@ class Engine:
         self.store.migrate()
         self.isolation = isolation_mode()
         for session_id in self._recover():  # re-planned in the background: the server answers at once
-            self._executor.submit(self._advance, session_id)
+            self._planning.submit(self._advance, session_id)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._planning.shutdown(wait=False, cancel_futures=True)
 
     def _recover(self) -> list[str]:
         """Mark steps a crash left running as interrupted; return the sessions to re-plan."""
@@ -119,13 +131,14 @@ class Engine:
                 id=session_id, owner=owner, state="created", target=target, task=task, goal=goal,
                 policy=policy or self.settings.policy, source=source.name, source_format=loaded.source.__dict__,
                 id_columns=ids, guidance=Guidance(goal=goal).model_dump(), version=first.id, last_seq=0,
+                agents=self.agents.name,
             )  # fmt: skip
             db.add(session)
             db.flush()  # the rows below refer to it
             db.add(VersionRow(session_id=session_id, id=first.id, blob=first.blob, n_rows=first.n_rows,
                               n_columns=first.n_columns, profile=profile))  # fmt: skip
             self._set_state(db, session, "planning")
-        self._advance(session_id)
+        self._schedule(session_id)
         return self.get_session(session_id, owner)
 
     def list_sessions(self, owner: str) -> list[SessionView]:
@@ -153,17 +166,50 @@ class Engine:
                 return views.session_view(db, session, self.registry)
             if step.status != "awaiting_approval" or session.state != "awaiting_approval":
                 raise Conflict(f"step {step_id} ({step.tool}) is {step.status}, not awaiting approval")
-            columns = list(db.get_one(VersionRow, (session.id, session.version)).profile["columns"])
-            try:
-                call = validate_call(self.registry, step.tool, step.params if params is None else params, columns)
-            except ToolCallError as exc:
-                raise InvalidParams(str(exc), exc.errors) from None
-            db.add(ApprovalRow(session_id=session.id, step_id=step.id, decision="approve",
-                               params=call.params, owner=owner))  # fmt: skip
-            step.params = call.params
-            self._start_step(db, session, step)
-        self._executor.submit(self._run, session_id, step_id)
+            if step.tool == REVERT:
+                db.add(ApprovalRow(session_id=session.id, step_id=step.id, decision="approve",
+                                   params=step.params, owner=owner))  # fmt: skip
+                self._revert(db, session, step)
+            else:
+                self._approve_call(db, session, step, params, owner)
+        if step.tool == REVERT:
+            self._schedule(session_id)
+        else:
+            self._executor.submit(self._run, session_id, step_id)
         return self.get_session(session_id, owner)
+
+    def _approve_call(
+        self, db: Session, session: SessionRow, step: StepRow, params: dict[str, Any] | None, owner: str
+    ) -> None:
+        columns = list(db.get_one(VersionRow, (session.id, session.version)).profile["columns"])
+        try:
+            call = validate_call(self.registry, step.tool, step.params if params is None else params, columns)
+        except ToolCallError as exc:
+            raise InvalidParams(str(exc), exc.errors) from None
+        db.add(ApprovalRow(session_id=session.id, step_id=step.id, decision="approve",
+                           params=call.params, owner=owner))  # fmt: skip
+        step.params = call.params
+        self._start_step(db, session, step)
+
+    def _revert(self, db: Session, session: SessionRow, step: StepRow) -> None:
+        """Carry out a backtracking step: back to the version before the step that made the current one."""
+        current = db.get_one(VersionRow, (session.id, session.version))
+        maker = db.get(StepRow, current.step_id) if current.step_id is not None else None
+        step.started_at = step.finished_at = now()
+        step.version_before = session.version
+        if maker is None or current.parent is None or maker.key != step.params.get("step"):
+            step.status, step.error = "failed", f"{step.params.get('step')} no longer made the current version"
+            self._emit(db, session, "step_failed", {"step_id": step.id, "tool": step.tool, "error": step.error})
+        else:
+            maker.status, session.version = "reverted", current.parent
+            step.status, step.version_after = "done", current.parent
+            summary = f"Undid {maker.key}: the data is back to version {current.parent}."
+            step.result = {"summary": summary, "metrics": {},
+                           "findings": {"reverted_step": maker.id, "version": current.parent}}  # fmt: skip
+            self._emit(db, session, "version_created", {"version": current.parent, "undo_of": current.id})
+            self._emit(db, session, "step_finished", {"step_id": step.id, "tool": step.tool,
+                                                      "summary": step.result["summary"]})  # fmt: skip
+        self._set_state(db, session, "planning")
 
     def reject(self, session_id: str, step_id: int, owner: str, reason: str) -> SessionView:
         with self._write() as db:
@@ -175,7 +221,7 @@ class Engine:
             step.status, step.error, step.finished_at = "rejected", reason, now()
             self._emit(db, session, "message", {"role": "user", "text": f"Rejected {step.tool}: {reason}"})
             self._set_state(db, session, "planning")
-        self._advance(session_id)
+        self._schedule(session_id)
         return self.get_session(session_id, owner)
 
     def undo(self, session_id: str, owner: str) -> SessionView:
@@ -192,7 +238,7 @@ class Engine:
             session.version = current.parent
             self._emit(db, session, "version_created", {"version": current.parent, "undo_of": current.id})
             self._set_state(db, session, "planning")
-        self._advance(session_id)
+        self._schedule(session_id)
         return self.get_session(session_id, owner)
 
     def stop(self, session_id: str, owner: str) -> SessionView:
@@ -209,6 +255,8 @@ class Engine:
     # -- messages, versions, exports ----------------------------------------------------------
 
     def post_message(self, session_id: str, owner: str, text: str) -> MessageView:
+        """Store the human's message and act on it: a gate action, new rules (the plan is re-made to
+        honour them), or a question answered from the profile (or by the LLM, when one is set up)."""
         with self._write() as db:
             session = self._owned(db, session_id, owner)
             message = MessageRow(session_id=session.id, role="user", text=text)
@@ -216,7 +264,75 @@ class Engine:
             db.flush()
             self._emit(db, session, "message", {"id": message.id, "role": "user", "text": text})
             view = views.message_view(message)
+            version = db.get_one(VersionRow, (session.id, session.version))
+            reading = interpret(text, Guidance.model_validate(session.guidance), version.profile, session.target)
+            replan = reading.guidance.model_dump() != session.guidance
+            if replan:
+                session.guidance = reading.guidance.model_dump()
+            said = " ".join([*reading.changes, *([reading.answer] if reading.answer else [])])
+            if said:
+                self._say(db, session, said)
+            elif not reading.understood and self.agents.instant:
+                self._say(db, session, CHAT_HELP)
+            replan = (replan or not reading.understood) and self._reopen(db, session)
+        if reading.action is not None:
+            self._chat_action(session_id, owner, reading.action, text)
+        elif not reading.understood and not self.agents.instant:
+            self._planning.submit(self._llm_reply, session_id, text, replan)
+        elif replan:
+            self._schedule(session_id)
         return view
+
+    def _reopen(self, db: Session, session: SessionRow) -> bool:
+        """Back to planning from a gate, so new rules take effect at once; False when not at a gate."""
+        if session.state != "awaiting_approval":
+            return False
+        self._drop_proposed(db, session)
+        self._set_state(db, session, "planning")
+        return True
+
+    def _chat_action(self, session_id: str, owner: str, action: str, text: str) -> None:
+        """approve / reject / undo / stop, said in the chat; a message says when there is nothing to act on."""
+        try:
+            pending = self.get_session(session_id, owner).pending_step
+            if action == "undo":
+                self.undo(session_id, owner)
+            elif action == "stop":
+                self.stop(session_id, owner)
+            elif pending is None:
+                raise Conflict(f"no step is waiting for approval, so there is nothing to {action}")
+            elif action == "approve":
+                self.approve(session_id, pending.id, owner)
+            else:
+                self.reject(session_id, pending.id, owner, text)
+        except Conflict as exc:
+            with self._write() as db:
+                self._say(db, db.get_one(SessionRow, session_id), f"I could not {action}: {exc}.")
+
+    def _llm_reply(self, session_id: str, text: str, replan: bool) -> None:
+        """Planning thread: the LLM answers a message the rule-based reader did not understand; then
+        the plan is re-made, since the message may hold rules the coordinator must honour."""
+        with self.store.transaction() as db:
+            session = db.get_one(SessionRow, session_id)
+            state, usage = self.planner.state(db, session), Usage.model_validate(session.llm_usage or {})
+        answer = self.agents.reply(text, state, usage, lambda token: self._token(session_id, token))
+        with self._write() as db:
+            session = db.get_one(SessionRow, session_id)
+            if answer is not None:
+                session.llm_usage = usage_after(session, answer[1])
+            self._say(db, session, answer[0] if answer else "The LLM could not answer; " + CHAT_HELP)
+        if replan:
+            self._advance(session_id)
+
+    def _token(self, session_id: str, text: str) -> None:
+        """A piece of the assistant's streamed answer: sent live, not stored (the whole message is)."""
+        self.bus.publish(session_id, EventView(seq=0, type="token", at=now(), data={"text": text}))
+
+    def _say(self, db: Session, session: SessionRow, text: str) -> None:
+        message = MessageRow(session_id=session.id, role="assistant", text=text)
+        db.add(message)
+        db.flush()
+        self._emit(db, session, "message", {"id": message.id, "role": "assistant", "text": text})
 
     def messages(self, session_id: str, owner: str) -> list[MessageView]:
         with self.store.transaction() as db:
@@ -255,27 +371,68 @@ class Engine:
 
     # -- the loop -----------------------------------------------------------------------------
 
+    def _schedule(self, session_id: str) -> None:
+        """Re-plan now when the agents are instant; in the background when they ask an LLM."""
+        if self.agents.instant:
+            self._advance(session_id)
+        else:
+            self._planning.submit(self._advance, session_id)
+
     def _advance(self, session_id: str) -> None:
-        """Re-plan and take the next step to its gate, or run it when the policy allows."""
+        """Re-plan and take the next step to its gate, or run it when the policy allows.
+
+        The agents are asked outside any transaction, since an LLM takes seconds. Their
+        proposal is applied only if nothing happened to the session meanwhile (a message,
+        an undo, a stop); otherwise they are asked again with what changed."""
+        for _ in range(MAX_REPLANS):
+            with self.store.transaction() as db:
+                session = db.get_one(SessionRow, session_id)
+                if session.state != "planning":
+                    return
+                state, mark = self.planner.state(db, session), session.last_seq
+                blob = db.get_one(VersionRow, (session.id, session.version)).blob
+                usage = Usage.model_validate(session.llm_usage or {})
+            proposal = self.planner.propose(state, usage, blob)
+            outcome = self._apply(session_id, mark, proposal)
+            if outcome == "run":
+                continue
+            if isinstance(outcome, int):
+                self._executor.submit(self._run, session_id, outcome)
+            if outcome != "stale":
+                return
+        log.warning("session %s kept changing while it was planned; left in planning", session_id)
+
+    def _apply(self, session_id: str, mark: int, proposal: Proposal) -> int | str | None:
+        """Write the proposal; return the step to run now, "stale" to plan again, "run" after a
+        revert done without approval (plan again at once), or None."""
         with self._write() as db:
             session = db.get_one(SessionRow, session_id)
+            session.llm_usage = usage_after(session, proposal.usage)
             if session.state != "planning":
-                return
+                return None
+            if session.last_seq != mark:
+                return "stale"
+            session.agents = proposal.by
+            for note in proposal.notes:
+                self._say(db, session, note)
+            if proposal.guidance is not None:
+                session.guidance = proposal.guidance.model_dump()
             self._drop_proposed(db, session)
-            plan = self.planner.plan(db, session)
-            first = self._add_plan(db, session, plan)
-            self._emit(db, session, "plan_updated", {"steps": [s.model_dump() for s in plan]})
+            first = self._add_plan(db, session, proposal.steps)
+            self._emit(db, session, "plan_updated", {"steps": [s.model_dump() for s in proposal.steps]})
             if first is None:
                 self._set_state(db, session, "done")
             elif self._needs_approval(session.policy, first.tool):
                 first.status = "awaiting_approval"
                 self._set_state(db, session, "awaiting_approval")
                 self._emit(db, session, "approval_requested", views.pending_data(first, self.registry))
+            elif first.tool == REVERT:
+                self._revert(db, session, first)
+                return "run"
             else:
                 self._start_step(db, session, first)
-            run_now = first.id if first is not None and first.status == "running" else None
-        if run_now is not None:
-            self._executor.submit(self._run, session_id, run_now)
+                return first.id
+        return None
 
     def _run(self, session_id: str, step_id: int) -> None:
         """Executor thread: run one step in the sandbox, record the outcome, move on."""
@@ -295,7 +452,7 @@ class Engine:
                 self.runner.record(db, session, step, outcome, output, self._emit)
                 if session.state == "running":
                     self._set_state(db, session, "planning")
-            self._advance(session_id)
+            self._schedule(session_id)
         except Exception:  # a bug of ours must not kill the executor thread silently
             log.exception("step %s of session %s crashed the engine", step_id, session_id)
             self._fail_session(session_id, step_id)
@@ -329,7 +486,8 @@ class Engine:
         return db.scalars(query).first() is not None
 
     def _needs_approval(self, policy: str, tool: str) -> bool:
-        return policy == "always" or (policy == "mutating" and self.registry.get(tool).mutates)
+        mutates = tool == REVERT or self.registry.get(tool).mutates
+        return policy == "always" or (policy == "mutating" and mutates)
 
     def _start_step(self, db: Session, session: SessionRow, step: StepRow) -> None:
         step.status, step.started_at, step.version_before = "running", now(), session.version
@@ -380,3 +538,7 @@ class Engine:
     def _publish_now(self, session_id: str, kind: str, data: dict[str, Any]) -> None:
         with self._write() as db:
             self._emit(db, db.get_one(SessionRow, session_id), kind, data)
+
+
+def usage_after(session: SessionRow, spent: Usage) -> dict[str, int]:
+    return Usage.model_validate(session.llm_usage or {}).plus(spent).model_dump()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agents.llm import LLMClient, LLMConfig
+from agents.llm_pair import LLMPair
+from agents.pair import AgentPair, RuleBasedPair
 from agents.plan import Guidance, PlanStep
 from agents.rule_based import PlanningState, RuleBasedCoordinator
 from copilot.cleaning import (
@@ -44,6 +48,20 @@ def make_sandbox(settings: Settings, extra_tools: tuple[str, ...] = ()) -> Sandb
     return Sandbox(limits, settings.data_dir / "sandbox", extra_tools=extra_tools)
 
 
+def make_agents(settings: Settings) -> AgentPair:
+    """The LLM pair when ``COPILOT_LLM_MODEL`` names a model, else the rule-based pair. The endpoint and
+    key are the openai SDK's own ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``."""
+    if not settings.llm_model:
+        return RuleBasedPair()
+    config = LLMConfig(
+        model=settings.llm_model, base_url=os.environ.get("OPENAI_BASE_URL") or None,
+        api_key=os.environ.get("OPENAI_API_KEY") or None, timeout_s=settings.llm_timeout_s,
+        max_retries=settings.llm_max_retries, max_calls=settings.llm_max_calls, max_tokens=settings.llm_max_tokens,
+        share=settings.llm_share,
+    )  # fmt: skip
+    return LLMPair(LLMClient(config))
+
+
 def first_plan(
     source: Path, target: str, settings: Settings, id_columns: list[str], guidance: Guidance
 ) -> list[PlanStep]:
@@ -80,7 +98,7 @@ def clean_file(
     _check_guidance(guidance, loaded.table.columns, source.name)
     versions = VersionStore(settings.data_dir / "versions")
     run = CleaningRun(loaded, target, task, make_sandbox(settings), versions, registry, ids,
-                      guidance or Guidance(), approver, on_event, settings.seed)  # fmt: skip
+                      guidance or Guidance(), approver, on_event, settings.seed, make_agents(settings))  # fmt: skip
     outcome = run.run()
     paths = CleanPaths(output, pipeline_path_for(output), output.with_suffix(".pipeline.py"), report)
     write_table(versions.load(outcome.final_version.id), output)
@@ -122,6 +140,8 @@ def build_report(outcome: CleaningOutcome, source: Path) -> dict[str, Any]:
         "score_before": outcome.score("evaluate:baseline"),
         "score_after": outcome.score("evaluate:final"),
         "warnings": outcome.warnings,
+        "agents": outcome.agents,
+        "llm_usage": outcome.usage.model_dump(),
         "steps": [r.report() for r in outcome.records],
         "versions": {"first": outcome.first_version.id, "final": outcome.final_version.id},
     }

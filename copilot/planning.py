@@ -1,4 +1,4 @@
-"""The engine's view of planning: the coordinator's input built from the store."""
+"""The engine's view of planning: the agents' input built from the store."""
 
 from __future__ import annotations
 
@@ -8,23 +8,28 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agents.plan import Guidance, Observation, PlanStep
-from agents.rule_based import PlanningState, RuleBasedCoordinator
+from agents.llm import Usage
+from agents.pair import AgentPair, Proposal
+from agents.plan import Guidance, Observation
+from agents.rule_based import PlanningState
+from agents.summary import sample_rows
 from copilot.cleaning import resolve_id_columns
-from copilot.store import SessionRow, StepRow, VersionRow
+from copilot.store import MessageRow, SessionRow, StepRow, VersionRow
 from copilot.versions import Version, VersionStore
 from tools.feature_types import profile_table
 from tools.registry import Registry
 
 #: Statuses the coordinator learns from; an interrupted step is not among them, so it may come back.
 OBSERVED = ("done", "failed", "rejected", "skipped", "reverted")
+RECENT_MESSAGES = 10
 
 
 class Planner:
-    def __init__(self, registry: Registry, versions: VersionStore) -> None:
+    def __init__(self, registry: Registry, versions: VersionStore, agents: AgentPair, share: str) -> None:
         self.registry = registry
         self.versions = versions
-        self.coordinator = RuleBasedCoordinator()
+        self.agents = agents
+        self.share = share
 
     def first_version(
         self, table: pd.DataFrame, target: str, id_columns: list[str], task: str
@@ -34,11 +39,26 @@ class Planner:
         ids = resolve_id_columns(profile, id_columns, target)
         return self.versions.add_table(table), profile, ids
 
-    def plan(self, db: Session, session: SessionRow) -> list[PlanStep]:
-        profile = db.get_one(VersionRow, (session.id, session.version)).profile
-        state = PlanningState(profile, session.target, session.task, list(session.id_columns),
-                              Guidance.model_validate(session.guidance), history(db, session))  # fmt: skip
-        return self.coordinator.plan(state)
+    def state(self, db: Session, session: SessionRow) -> PlanningState:
+        """Everything the agents read, copied out of the transaction so planning can run without it."""
+        version = db.get_one(VersionRow, (session.id, session.version))
+        maker = db.get(StepRow, version.step_id) if version.step_id is not None else None
+        query = select(MessageRow.text).where(MessageRow.session_id == session.id, MessageRow.role == "user")
+        messages = list(db.scalars(query.order_by(MessageRow.id.desc()).limit(RECENT_MESSAGES)))[::-1]
+        return PlanningState(
+            version.profile, session.target, session.task, list(session.id_columns),
+            Guidance.model_validate(session.guidance), history(db, session),
+            current_step=maker.key if maker is not None else None, messages=messages,
+        )  # fmt: skip
+
+    def propose(self, state: PlanningState, usage: Usage, blob: str) -> Proposal:
+        """Ask the agents; slow when they use an LLM, so never called inside a transaction."""
+        samples = self._samples(state, blob) if self.agents.instant is False and self.share == "samples" else []
+        return self.agents.propose(state, self.registry, usage, samples)
+
+    def _samples(self, state: PlanningState, blob: str) -> list[dict]:
+        table = pd.read_parquet(self.versions.blob_path(blob))
+        return sample_rows(table, state.profile, state.id_columns, "samples")
 
 
 def history(db: Session, session: SessionRow) -> list[Observation]:

@@ -7,10 +7,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from agents.plan import REVERT
 from copilot.pipeline import PipelineSpec, PipelineStep, RowChanges, Source
 from copilot.store import EventRow, MessageRow, SessionRow, StepRow, VersionRow
 from copilot.views import EventView, MessageView, PendingStep, SessionView, StepView, VersionView
 from tools.registry import Registry
+
+#: The form of a backtracking step: which step to undo; it is fixed by the plan, not edited.
+REVERT_SCHEMA = {"type": "object", "title": "revert", "properties": {"step": {"type": "string", "readOnly": True}}}
 
 
 def steps_of(db: Session, session: SessionRow) -> list[StepRow]:
@@ -29,8 +33,9 @@ def step_view(step: StepRow) -> StepView:
 
 
 def pending_data(step: StepRow, registry: Registry) -> dict[str, Any]:
+    schema = REVERT_SCHEMA if step.tool == REVERT else registry.get(step.tool).schema()
     return PendingStep(id=step.id, tool=step.tool, params=step.params, rationale=step.rationale,
-                       params_schema=registry.get(step.tool).schema()).model_dump()  # fmt: skip
+                       params_schema=schema).model_dump()  # fmt: skip
 
 
 def score(steps: list[StepRow], key: str) -> float | None:
@@ -47,7 +52,8 @@ def session_view(db: Session, session: SessionRow, registry: Registry) -> Sessio
         version=session.version, plan=[step_view(s) for s in steps],
         pending_step=PendingStep.model_validate(pending_data(pending, registry)) if pending else None,
         score_before=score(steps, "evaluate:baseline"), score_after=score(steps, "evaluate:final"),
-        error=session.error, created_at=session.created_at, updated_at=session.updated_at,
+        error=session.error, guidance=session.guidance, agents=session.agents, llm_usage=session.llm_usage or {},
+        created_at=session.created_at, updated_at=session.updated_at,
     )  # fmt: skip
 
 

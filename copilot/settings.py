@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,18 @@ class Settings(BaseSettings):
         None, description="A folder whose files may be named (not uploaded) when creating a session."
     )
     policy: str = Field("mutating", description="Default approval policy: always, mutating or never.")
+    llm_model: str = Field(
+        "",
+        description="The model of the LLM agents; empty: the rule-based agents. The endpoint and key are the "
+        "openai SDK's own OPENAI_BASE_URL and OPENAI_API_KEY.",
+    )
+    llm_share: Literal["aggregates", "samples"] = Field(
+        "aggregates", description="What the LLM sees: aggregates only, or also a few rows (never identifiers)."
+    )
+    llm_max_calls: int = Field(60, ge=1, description="Most LLM calls per session; then the rule-based agents.")
+    llm_max_tokens: int = Field(400_000, ge=1, description="Most LLM tokens per session; then the rule-based agents.")
+    llm_timeout_s: float = Field(60.0, gt=0, description="Time-out of one LLM request, in seconds.")
+    llm_max_retries: int = Field(2, ge=0, le=10, description="Retries of a timed-out, 429 or 5xx LLM request.")
 
     def token_list(self) -> list[str]:
         """Every configured token, from COPILOT_TOKENS and COPILOT_TOKEN_FILE."""

@@ -62,6 +62,8 @@ class SessionRow(Base):
     version: Mapped[str] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text, default=None)
     last_seq: Mapped[int] = mapped_column(default=0)
+    agents: Mapped[str] = mapped_column(String(128), default="rule-based")  # who planned the last proposal
+    llm_usage: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
 

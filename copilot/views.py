@@ -58,6 +58,9 @@ class SessionView(BaseModel):
     score_before: float | None = None
     score_after: float | None = None
     error: str | None = None
+    guidance: dict[str, Any] = Field(default_factory=dict, description="The rules the plan honours.")
+    agents: str = Field("rule-based", description="Who planned the last proposal: rule-based or llm:MODEL.")
+    llm_usage: dict[str, int] = Field(default_factory=dict, description="LLM calls, tokens and fall-backs so far.")
     created_at: datetime
     updated_at: datetime
 

@@ -262,8 +262,6 @@ def test_questions_are_answered_with_the_numbers_of_the_table(question: str, num
         ("What columns are there?", [f"`{c}`" for c in FRAME.columns]),
         ("what is the target?", ["`readmitted`", "classification", "2 classes"]),
         ("how many labels are missing?", ["`readmitted`", "0 missing cells"]),
-        ("what's the weather?", ["rows", "missing", "median"]),
-        ("why?", ["rows", "missing", "median"]),
     ],
 )
 def test_questions_about_types_columns_and_target(question: str, words: list[str]) -> None:
@@ -271,6 +269,12 @@ def test_questions_about_types_columns_and_target(question: str, words: list[str
     assert reading.understood and reading.guidance == Guidance()
     for word in words:
         assert word in (reading.answer or ""), (word, reading.answer)
+
+
+@pytest.mark.parametrize("question", ["what's the weather?", "why?", "tell me something interesting"])
+def test_questions_the_rules_cannot_answer_are_not_understood(question: str) -> None:
+    reading = read(question)
+    assert not reading.understood and reading.answer is None and reading.guidance == Guidance()
 
 
 def test_an_answer_quotes_no_cell_beyond_the_profile() -> None:
