@@ -30,6 +30,20 @@ def violations(call: ToolCall, guidance: Guidance) -> list[str]:
     return found
 
 
+def comply(tool: str, params: dict[str, Any], guidance: Guidance) -> dict[str, Any]:
+    """``params`` changed as little as possible to honour the guidance: kept columns are not dropped,
+    and with row drops forbidden a row-dropping action only flags. For the fall-back worker."""
+    out = dict(params)
+    if tool == "drop_columns":
+        out["columns"] = [c for c in out.get("columns", []) if c not in guidance.keep_columns]
+    if not guidance.allow_row_drops and _drops_rows(tool, out):
+        if tool == "drop_rows":
+            out |= {"conditions": [], "max_missing_pct": 100.0}
+        else:
+            out["action"] = "flag"
+    return out
+
+
 def _dropped_columns(call: ToolCall) -> list[str]:
     return list(call.params.get("columns", [])) if call.tool == "drop_columns" else []
 

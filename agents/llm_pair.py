@@ -12,6 +12,7 @@ import json
 from importlib.resources import files
 from typing import Any
 
+from agents.guard import comply
 from agents.llm import LLMClient, LLMError, TokenFn, Usage
 from agents.llm_coordinator import LLMCoordinator, observation_summary
 from agents.llm_worker import LLMWorker
@@ -67,8 +68,10 @@ class LLMPair:
             spent.fallbacks += 1
             notes.append(f"The LLM worker could not prepare `{step.tool}` ({exc}); "
                          "the rule-based worker's parameters are used.")  # fmt: skip
+        columns = list(state.profile["columns"])
         try:
-            return validate_call(registry, step.tool, suggested, list(state.profile["columns"])).params
+            call = validate_call(registry, step.tool, suggested, columns)
+            return validate_call(registry, step.tool, comply(step.tool, call.params, state.guidance), columns).params
         except ToolCallError:
             return {}
 
