@@ -17,12 +17,22 @@ export function chatPane(sessionId) {
   const element = h("section", { class: "card chat", "aria-labelledby": "chat-title" },
     h("h2", { id: "chat-title" }, "Chat"), list, form);
   let shown = 0;
+  let streaming = null; // the assistant's answer while its tokens arrive; replaced by the stored message
   return {
     element,
     update(messages) {
       if (messages.length === shown) return;
       list.replaceChildren(...messages.map((m) => h("li", { class: m.role }, h("span", { class: "who" }, m.role === "user" ? "You" : "Co-pilot"), " ", m.text)));
       shown = messages.length;
+      streaming = null;
+      list.scrollTop = list.scrollHeight;
+    },
+    stream(text) {
+      if (!streaming) {
+        streaming = h("li", { class: "assistant streaming" }, h("span", { class: "who" }, "Co-pilot"), " ");
+        list.append(streaming);
+      }
+      streaming.append(text);
       list.scrollTop = list.scrollHeight;
     },
   };

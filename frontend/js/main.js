@@ -79,6 +79,7 @@ function sessionView(id) {
   const events = connectEvents(id, {
     onState: setConnection,
     onEvent: (event) => {
+      if (event.type === "token") { chat.stream(event.data.text); return; }
       if (event.type === "progress") progress[event.data.step_id] = event.data;
       if (event.type === "error") showError(new Error(event.data.message || event.data.detail || "error"));
       refresh();
