@@ -45,6 +45,7 @@ class Server:
     folder: Path
     tokens: str = ""
     port: int = field(default_factory=lambda: free_port())
+    env: dict[str, str] = field(default_factory=dict)  # more COPILOT_* settings for this server
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -62,6 +63,7 @@ class Server:
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("COPILOT_")}
         env |= {"COPILOT_DATA_DIR": str(self.data_dir), "COPILOT_TOKENS": self.tokens, "PYTHONUNBUFFERED": "1"}
+        env |= self.env
         command = [sys.executable, "-m", "copilot.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         with self.log.open("ab") as log:
             log.write(f"\n--- start {time.strftime('%H:%M:%S')} ---\n".encode())
