@@ -26,6 +26,14 @@ SCORE_TOLERANCE = 0.01
 #: Steps that are judgement calls, and may be undone when the score falls after them. Schema fixes and
 #: imputation are not: without them the table is not ML-ready.
 REVERTIBLE = ("outliers", "label_issues", "duplicates", "drop_columns:leakage")
+#: What a failed step is retried with, once: settings that need less memory and time (a step
+#: usually fails on the sandbox's limits). Tools not listed are not retried.
+SAFER: dict[str, dict[str, Any]] = {
+    "impute": {"method": "simple"},
+    "label_issues": {"model": "linear"},
+    "outliers": {"method": "robust_z"},
+    "evaluate": {"model": "linear", "folds": 3},
+}
 
 
 @dataclass
@@ -63,7 +71,22 @@ class RuleBasedCoordinator:
         ]  # fmt: skip
         steps = [step for rule in rules if (step := rule(state)) is not None]
         steps += [*_requested(state), _final_score(state), *_backtrack(state)]
-        return [s for s in steps if not state.seen(s.key)]
+        return [retry for s in steps if (retry := _unless_seen(state, s)) is not None]
+
+
+def _unless_seen(state: PlanningState, step: PlanStep) -> PlanStep | None:
+    """The step if it has not happened; once, a cheaper retry of a step that failed; else nothing."""
+    if not state.seen(step.key):
+        return step
+    failed = state.last(step.key)
+    safer = SAFER.get(step.tool)
+    if failed is None or failed.status != "failed" or safer is None or state.seen(f"{step.key}:retry"):
+        return None
+    reason = failed.summary.rstrip(".") or "it failed"
+    return step.model_copy(update={
+        "key": f"{step.key}:retry", "params": step.params | safer,
+        "rationale": f"{step.key} failed ({reason[:200]}); try once more with cheaper settings {safer}.",
+    })  # fmt: skip
 
 
 def _baseline(state: PlanningState) -> PlanStep:
@@ -223,8 +246,7 @@ def _requested(state: PlanningState) -> list[PlanStep]:
 
 
 def _final_score(state: PlanningState) -> PlanStep:
-    baseline = state.last("evaluate:baseline")
-    score = baseline.metrics.get("score") if baseline else None
+    score = _score(state.last("evaluate:baseline")) or _score(state.last("evaluate:baseline:retry"))
     then = f" (it was {score:.3f})" if score is not None else ""
     return PlanStep(key="evaluate:final", tool="evaluate", params={},
                     rationale=f"Score the cleaned data the same way as the baseline{then}.",
@@ -238,7 +260,7 @@ def _backtrack(state: PlanningState) -> list[PlanStep]:
         return [PlanStep(key=f"evaluate:after_{last.key}", tool="evaluate", params={},
                          rationale=f"Score the data again now that {last.key} is undone.",
                          expected="No change to the data; a score to compare with the baseline.")]  # fmt: skip
-    baseline = _score(state.last("evaluate:baseline"))
+    baseline = _score(state.last("evaluate:baseline")) or _score(state.last("evaluate:baseline:retry"))
     latest = _score(last) if last is not None and last.key.startswith("evaluate:") else None
     step = state.current_step
     if baseline is None or latest is None or latest >= baseline - SCORE_TOLERANCE or step is None:

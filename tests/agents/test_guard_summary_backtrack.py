@@ -82,3 +82,17 @@ def test_after_a_revert_the_data_is_scored_again_and_a_recovered_score_ends_the_
 def test_no_revert_within_noise_or_of_a_step_the_table_needs(score: float, current: str | None) -> None:
     plan = RuleBasedCoordinator().plan(_state([*RAN, _done("evaluate:final", "evaluate", score)], current))
     assert plan == []
+
+
+def test_a_failed_step_is_retried_once_with_cheaper_settings_and_the_reason() -> None:
+    failed = Observation(key="label_issues", tool="label_issues", status="failed",
+                         summary="the tool ran out of memory (limit 4096 MiB).")  # fmt: skip
+    plan = RuleBasedCoordinator().plan(_state([*RAN[:3], failed], "outliers"))
+    retry = plan[0]
+    assert retry.key == "label_issues:retry" and retry.params["model"] == "linear"
+    assert "ran out of memory" in retry.rationale
+    again = Observation(key="label_issues:retry", tool="label_issues", status="failed", summary="out of memory")
+    later = RuleBasedCoordinator().plan(_state([*RAN[:3], failed, again], "outliers"))
+    assert not any(s.tool == "label_issues" for s in later) and later[-1].key == "evaluate:final"
+    leakage_failed = Observation(key="leakage", tool="leakage", status="failed", summary="boom")
+    assert not any(s.tool == "leakage" for s in RuleBasedCoordinator().plan(_state([RAN[0], leakage_failed], None)))
