@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,7 +19,7 @@ from agents.worker import ToolCallError, validate_call
 from copilot.cleaning import CleaningOutcome, Decision, approve_all
 from copilot.errors import CopilotError
 from copilot.jobs import CleanPaths, apply_file, clean_file, first_plan
-from copilot.settings import get_settings
+from copilot.settings import Settings, get_settings
 from tools.registry import default_registry
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="A human-guided, data-centric co-pilot.")
@@ -221,10 +222,19 @@ def doctor() -> None:
     mode = isolation_mode()
     detail = "kernel network namespace + audit hook" if mode == "netns" else "Python audit hook only"
     console.print(f"network isolation: {mode} ({detail})")
+    console.print(f"agents: {_agents_line(settings)}")
     registry = default_registry()
     console.print(f"tools: {len(registry.tools)} ({len(registry.plugins)} from plugins)")
     for error in registry.errors:
         console.print(f"[yellow]plugin skipped:[/yellow] {error.entry_point} ({error.source}): {error.message}")
+
+
+def _agents_line(settings: Settings) -> str:
+    if not settings.llm_model:
+        return "rule-based (set COPILOT_LLM_MODEL, and OPENAI_BASE_URL or OPENAI_API_KEY, to use an LLM)"
+    endpoint = os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1 (the SDK's default)"
+    return (f"LLM {settings.llm_model} at {endpoint}, sharing {settings.llm_share}; at most "
+            f"{settings.llm_max_calls} calls and {settings.llm_max_tokens} tokens per session")  # fmt: skip
 
 
 @app.command()

@@ -48,3 +48,18 @@ def test_an_unreachable_endpoint_is_named_in_the_fallback_message(tmp_path: Path
     assert done.returncode == 0, done.stderr
     out = " ".join(done.stdout.split())
     assert "could not be reached" in out and "rule-based coordinator planned instead" in out
+
+
+def test_doctor_says_which_agents_plan_and_where_the_llm_is(tmp_path: Path) -> None:
+    base = os.environ | {"COPILOT_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"}
+    base = {k: v for k, v in base.items() if k not in {"COPILOT_LLM_MODEL", "OPENAI_BASE_URL"}}
+    command = [sys.executable, "-m", "copilot.cli", "doctor"]
+    plain = subprocess.run(command, env=base, capture_output=True, text=True, timeout=60)
+    assert "agents: rule-based" in plain.stdout
+    llm_env = base | {
+        "COPILOT_LLM_MODEL": "m1",
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+        "COPILOT_LLM_MAX_CALLS": "7",
+    }
+    llm = subprocess.run(command, env=llm_env, capture_output=True, text=True, timeout=60)
+    assert "agents: LLM m1 at http://127.0.0.1:9/v1, sharing aggregates; at most 7 calls" in llm.stdout
