@@ -1,4 +1,6 @@
-"""A cap on the size of an upload, enforced while it streams in.
+"""Limits on what a client may send: the size of an upload, and the rate of WebSocket messages.
+
+The upload cap is enforced while the body streams in.
 
 A declared ``Content-Length`` over the cap is refused before any of the body is read; a body without
 one (chunked) is counted as it arrives and refused as soon as it passes the cap. Either way the
@@ -6,6 +8,9 @@ client gets a 413 and the connection is closed, so the rest of the body is never
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -70,3 +75,24 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+class MessageRate:
+    """A token bucket: at most ``burst`` messages at once, ``per_second`` on average after that."""
+
+    def __init__(self, per_second: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_second = per_second
+        self.burst = burst
+        self.clock = clock
+        self.tokens = float(burst)
+        self.last = clock()
+
+    def allow(self) -> bool:
+        """Take one message's token; False when the sender is over the rate."""
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.per_second)
+        self.last = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True

@@ -5,7 +5,9 @@ after ``?after=``, then live ones. The bus is subscribed to *before* the store i
 published in between is lost; anything already sent is skipped. Client → server: JSON actions
 (``approve``, ``reject``, ``message``, ``undo``, ``stop``); a refused one comes back as a frame
 ``{"type": "error", "data": {"detail": ..., "status": 4xx}}`` and the socket stays open.
-Close codes: 4401 (missing or wrong token), 4404 (no such session for this caller).
+Close codes: 4401 (missing or wrong token), 4404 (no such session for this caller), 1008 (more than
+``MESSAGES_PER_SECOND`` messages a second on average, after a burst of ``MESSAGE_BURST``), 1009 (a
+frame over uvicorn's 16 MiB limit).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from copilot.api import schemas
 from copilot.api.deps import EngineDep, websocket_owner
 from copilot.api.errors import INTERNAL_ERROR, error_data, status_for, validation_data
+from copilot.api.limits import MessageRate
 from copilot.engine import Engine
 from copilot.errors import CopilotError, NotFound
 from copilot.events import Subscription
@@ -30,6 +33,8 @@ from copilot.views import EventView
 router = APIRouter(tags=["websocket"])
 log = logging.getLogger(__name__)
 _ACTION: TypeAdapter[schemas.Action] = TypeAdapter(schemas.ClientAction)
+MESSAGES_PER_SECOND, MESSAGE_BURST = 10.0, 30  # a person clicks a few times a second; a script floods
+FLOODED = 1008  # policy violation
 
 
 @router.websocket("/api/sessions/{session_id}/ws")
@@ -58,6 +63,8 @@ class _Channel:
         self.websocket, self.engine, self.session_id, self.owner = websocket, engine, session_id, owner
         self.sent = 0  # the last seq sent
         self.send_lock = anyio.Lock()
+        self.closed = False
+        self.rate = MessageRate(MESSAGES_PER_SECOND, MESSAGE_BURST)
 
     async def serve(self, subscription: Subscription, after: int) -> None:
         """Send events and answer actions until the client goes away."""
@@ -79,6 +86,9 @@ class _Channel:
         await self._send_stored()
         while True:
             event = await subscription.get()
+            if event.type == "token":  # a piece of a streamed answer: live only, never stored, no seq of its own
+                await self._send(event.model_dump(mode="json"))
+                continue
             if event.seq > self.sent + 1:  # a gap in the live feed: fill it from the store
                 await self._send_stored(until=event.seq)
             await self._send_event(event)
@@ -99,6 +109,9 @@ class _Channel:
         while True:
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
+                return
+            if not self.rate.allow():
+                await self._close(FLOODED, f"too many messages: at most {MESSAGES_PER_SECOND:g} a second; reconnect")
                 return
             try:
                 action = _ACTION.validate_json(message.get("text") or message.get("bytes") or b"")
@@ -132,4 +145,10 @@ class _Channel:
 
     async def _send(self, frame: dict[str, Any]) -> None:
         async with self.send_lock:
-            await self.websocket.send_json(frame)
+            if not self.closed:
+                await self.websocket.send_json(frame)
+
+    async def _close(self, code: int, reason: str) -> None:
+        async with self.send_lock:
+            self.closed = True
+            await self.websocket.close(code, reason)
