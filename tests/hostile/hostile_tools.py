@@ -206,4 +206,15 @@ class NativeRead(_Attack):
         return buffer.raw.decode("latin-1")
 
 
+class SayPidThenSleep(_Attack):
+    """Tells the caller its process id, then sleeps: the victim of a kill from outside."""
+
+    name = "say_pid_then_sleep"
+
+    def run(self, table: pd.DataFrame, params: Target, ctx: ToolContext) -> ToolResult:
+        ctx.progress(0.0, str(os.getpid()))
+        time.sleep(60)
+        return ToolResult(summary="woke up")
+
+
 HOSTILE_TOOLS = tuple(f"{__name__}:{cls.__name__}" for cls in _Attack.__subclasses__())
