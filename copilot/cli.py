@@ -14,12 +14,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from agents.llm import Usage
 from agents.plan import Guidance, PlanStep, RequestedStep
 from agents.worker import ToolCallError, validate_call
 from copilot.cleaning import CleaningOutcome, Decision, approve_all
 from copilot.errors import CopilotError
 from copilot.jobs import CleanPaths, apply_file, clean_file, first_plan
 from copilot.settings import Settings, get_settings
+from copilot.views import EventView, PendingStep
 from tools.registry import default_registry
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="A human-guided, data-centric co-pilot.")
@@ -98,43 +100,46 @@ def _print_plan(steps: list[PlanStep]) -> None:
 
 
 class EventPrinter:
-    """Shows a run on the terminal: the plan first, then each step, and how the plan changes."""
+    """Shows a run on the terminal from the engine's events: the plan first, then each step, and how
+    the plan changes."""
 
     def __init__(self) -> None:
-        self.planned: list[str] | None = None
+        self.planned: list[PlanStep] | None = None
 
-    def __call__(self, kind: str, data: dict[str, Any]) -> None:
-        if kind == "plan":
+    def __call__(self, event: EventView) -> None:
+        data = event.data
+        if event.type == "plan_updated":
             self._plan([PlanStep.model_validate(s) for s in data["steps"]])
-        elif kind == "step_started":
-            console.print(f"[bold]▶ {data['step']['tool']}[/bold] — {data['step']['rationale']}")
-        elif kind == "progress" and data.get("message"):
+        elif event.type == "step_started":
+            why = next((s.rationale for s in self.planned or [] if s.tool == data["tool"]), "")
+            console.print(f"[bold]▶ {data['tool']}[/bold] — {why}")
+        elif event.type == "progress" and data.get("message"):
             console.print(f"   [dim]{100 * data['fraction']:.0f}% {data['message']}[/dim]")
-        elif kind == "step_finished":
-            console.print(f"   [green]✓[/green] {data['result']['summary']}")
-        elif kind == "step_failed":
-            console.print(f"   [red]✗ {data['step']['tool']} failed:[/red] {data['error']}")
-        elif kind == "step_skipped":
-            console.print(f"   [yellow]– skipped {data['step']['tool']}[/yellow]")
-        elif kind == "message":
-            console.print(f"   [magenta]co-pilot:[/magenta] {data['text']}")
+        elif event.type == "step_finished":
+            console.print(f"   [green]✓[/green] {data['summary']}")
+        elif event.type == "step_failed":
+            console.print(f"   [red]✗ {data['tool']} failed:[/red] {data['error']}")
+        elif event.type == "message":
+            who = "co-pilot" if data["role"] == "assistant" else "you"
+            console.print(f"   [magenta]{who}:[/magenta] {data['text']}")
 
     def _plan(self, steps: list[PlanStep]) -> None:
         keys = [s.key for s in steps]
         if self.planned is None:
             _print_plan(steps)
         else:
-            expected = self.planned[1:]  # the step just taken is gone from a plan that did not change
-            added = [s for s in steps if s.key not in self.planned]
-            dropped = [k for k in expected if k not in keys]
-            for step in added:
-                console.print(f"   [cyan]plan: added {step.tool}[/cyan] — {step.rationale}")
-            for key in dropped:
-                console.print(f"   [cyan]plan: dropped {key}[/cyan] (no longer needed)")
-        self.planned = keys
+            before = [s.key for s in self.planned]
+            expected = before[1:]  # the step just taken is gone from a plan that did not change
+            for step in steps:
+                if step.key not in before:
+                    console.print(f"   [cyan]plan: added {step.tool}[/cyan] — {step.rationale}")
+            for key in expected:
+                if key not in keys:
+                    console.print(f"   [cyan]plan: dropped {key}[/cyan] (no longer needed)")
+        self.planned = steps
 
 
-def _ask_terminal(step: PlanStep, columns: list[str]) -> Decision:
+def _ask_terminal(step: PendingStep, columns: list[str]) -> Decision:
     console.print(f"\n[bold]{step.tool}[/bold] wants to change the data: {step.rationale}")
     console.print(f"   parameters: {json.dumps(step.params)}")
     while True:
@@ -147,7 +152,7 @@ def _ask_terminal(step: PlanStep, columns: list[str]) -> Decision:
                 return Decision("approve", edited)
 
 
-def _edit_params(step: PlanStep, columns: list[str]) -> dict[str, Any] | None:
+def _edit_params(step: PendingStep, columns: list[str]) -> dict[str, Any] | None:
     raw = typer.prompt("parameters as JSON", default=json.dumps(step.params))
     try:
         params = json.loads(raw)
@@ -160,15 +165,16 @@ def _edit_params(step: PlanStep, columns: list[str]) -> dict[str, Any] | None:
 
 
 def _print_summary(outcome: CleaningOutcome, paths: CleanPaths) -> None:
-    before, after = outcome.score("evaluate:baseline"), outcome.score("evaluate:final")
-    first, final = outcome.first_version, outcome.final_version
-    console.print(f"\nrows {first.n_rows} → {final.n_rows}, columns {first.n_columns} → {final.n_columns}")
+    report = outcome.report
+    before, after = report["score_before"], report["score_after"]
+    console.print(f"\nrows {report['rows_before']} → {report['rows_after']}, "
+                  f"columns {report['columns_before']} → {report['columns_after']}")  # fmt: skip
     if before is not None and after is not None:
         console.print(f"downstream score {before:.4f} → {after:.4f} ({after - before:+.4f})")
-    for warning in outcome.warnings:
+    for warning in report["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     if outcome.agents != "rule-based":
-        used = outcome.usage
+        used = Usage.model_validate(outcome.session.llm_usage)
         fell_back = f"; the rule-based agents took over {used.fallbacks} time(s)" if used.fallbacks else ""
         console.print(f"planned by {outcome.agents}: {used.calls} LLM call(s), {used.tokens} tokens{fell_back}")
     console.print(f"wrote {paths.output}, {paths.pipeline}, {paths.script}" +

@@ -95,9 +95,9 @@ def run_demo(folder: Path | None, settings: Settings, console: Console, on_event
 def _print_labels(outcome: CleaningOutcome, log: FaultLog, console: Console) -> None:
     """How many of the rows the label step dropped or relabelled were planted flips."""
     touched: set[int] = set()
-    for record in outcome.records:
-        if record.step.tool == "label_issues" and record.row_changes is not None:
-            changes = record.row_changes
+    for step in outcome.spec.steps:
+        if step.tool == "label_issues" and step.row_changes is not None:
+            changes = step.row_changes
             touched = set(changes.dropped) | {row for row, col, _ in changes.cells if col == TARGET}
     flipped = set(log.flipped_rows)
     hits = len(touched & flipped)

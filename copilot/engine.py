@@ -35,7 +35,7 @@ from agents.worker import ToolCallError, validate_call
 from copilot import session_views as views
 from copilot.errors import Conflict, InvalidParams, NotFound
 from copilot.events import EventBus
-from copilot.jobs import make_agents, make_sandbox
+from copilot.factory import make_agents, make_sandbox
 from copilot.loading import load_table
 from copilot.pipeline import PipelineSpec
 from copilot.planning import Planner
@@ -43,7 +43,7 @@ from copilot.script import render_script
 from copilot.settings import Settings
 from copilot.step_runner import StepRunner
 from copilot.store import ApprovalRow, EventRow, MessageRow, SessionRow, StepRow, Store, VersionRow, now
-from copilot.validation import check_table
+from copilot.validation import check_guidance, check_table
 from copilot.versions import VersionStore
 from copilot.views import EventView, MessageView, Policy, SessionView, VersionView
 from tools.registry import Registry, default_registry
@@ -78,9 +78,13 @@ class Engine:
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, recover: bool = True) -> None:
+        """Migrate the store; with ``recover``, take over sessions a crash left mid-way. A second process
+        on the same data directory (``copilot clean`` beside a server) must not: they are not its own."""
         self.store.migrate()
         self.isolation = isolation_mode()
+        if not recover:
+            return
         for session_id in self._recover():  # re-planned in the background: the server answers at once
             self._planning.submit(self._advance, session_id)
 
@@ -110,9 +114,10 @@ class Engine:
 
     def create_session(
         self, file: Path, filename: str, target: str, owner: str, goal: str = "",
-        policy: Policy | None = None, id_columns: list[str] | None = None,
+        policy: Policy | None = None, id_columns: list[str] | None = None, guidance: Guidance | None = None,
     ) -> SessionView:  # fmt: skip
         """Read the upload, check it, store version 0 and start planning. Nothing is kept on error."""
+        guidance = (guidance or Guidance()).model_copy(update={"goal": goal} if goal else {})
         session_id = uuid.uuid4().hex
         folder = self.settings.data_dir / "uploads" / session_id
         folder.mkdir(parents=True)
@@ -123,14 +128,15 @@ class Engine:
             ids = list(id_columns or [])
             task = check_table(loaded.table, source.name, target, ids, min_rows=self.settings.min_rows,
                                max_rows=self.settings.max_rows, max_columns=self.settings.max_columns)  # fmt: skip
+            check_guidance(guidance, [str(c) for c in loaded.table.columns], source.name)
             first, profile, ids = self.planner.first_version(loaded.table, target, ids, task)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         with self._write() as db:
             session = SessionRow(
-                id=session_id, owner=owner, state="created", target=target, task=task, goal=goal,
+                id=session_id, owner=owner, state="created", target=target, task=task, goal=guidance.goal,
                 policy=policy or self.settings.policy, source=source.name, source_format=loaded.source.__dict__,
-                id_columns=ids, guidance=Guidance(goal=goal).model_dump(), version=first.id, last_seq=0,
+                id_columns=ids, guidance=guidance.model_dump(), version=first.id, last_seq=0,
                 agents=self.agents.name,
             )  # fmt: skip
             db.add(session)
@@ -274,7 +280,8 @@ class Engine:
                 self._say(db, session, said)
             elif not reading.understood and self.agents.instant:
                 self._say(db, session, CHAT_HELP)
-            replan = (replan or not reading.understood) and self._reopen(db, session)
+            for_llm = not reading.understood and not self.agents.instant  # it may hold rules the LLM can read
+            replan = (replan or for_llm) and self._reopen(db, session)
         if reading.action is not None:
             self._chat_action(session_id, owner, reading.action, text)
         elif not reading.understood and not self.agents.instant:

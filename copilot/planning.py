@@ -13,7 +13,6 @@ from agents.pair import AgentPair, Proposal
 from agents.plan import Guidance, Observation
 from agents.rule_based import PlanningState
 from agents.summary import sample_rows
-from copilot.cleaning import resolve_id_columns
 from copilot.store import MessageRow, SessionRow, StepRow, VersionRow
 from copilot.versions import Version, VersionStore
 from tools.feature_types import profile_table
@@ -59,6 +58,11 @@ class Planner:
     def _samples(self, state: PlanningState, blob: str) -> list[dict]:
         table = pd.read_parquet(self.versions.blob_path(blob))
         return sample_rows(table, state.profile, state.id_columns, "samples")
+
+
+def resolve_id_columns(profile: dict[str, Any], given: list[str], target: str) -> list[str]:
+    """The identifiers the user named plus those the profile recognised."""
+    return sorted({*given, *profile.get("suggested_id_columns", [])} - {target})
 
 
 def history(db: Session, session: SessionRow) -> list[Observation]:

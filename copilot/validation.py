@@ -6,6 +6,7 @@ import difflib
 
 import pandas as pd
 
+from agents.plan import Guidance
 from copilot.errors import TableError
 from tools.base import Task, infer_task
 
@@ -54,6 +55,14 @@ def check_table(
             f"{id_columns}. A model needs at least one column to learn from."
         )
     return task
+
+
+def check_guidance(guidance: Guidance, columns: list[str], name: str) -> None:
+    """Raise :class:`TableError` when a rule names a column the table does not have."""
+    unknown = [c for c in [*guidance.ranges, *guidance.keep_columns] if c not in set(columns)]
+    if unknown:
+        hints = [f"{c!r} (did you mean {h!r}?)" if (h := closest_column(c, columns)) else repr(c) for c in unknown]
+        raise TableError(f"{name}: the rule(s) name column(s) {', '.join(hints)} that the table does not have.")
 
 
 def _check_columns_exist(table: pd.DataFrame, name: str, wanted: list[str]) -> None:

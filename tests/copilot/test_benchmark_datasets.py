@@ -37,12 +37,12 @@ def test_the_default_plan_makes_each_benchmark_case_ml_ready(tmp_path: Path, nam
     source = tmp_path / f"{name}.csv"
     dirty.to_csv(source, index=False)
     outcome, paths = clean_file(source, target, tmp_path / "clean.csv", Settings(data_dir=tmp_path / "data"))
-    done = [r.step.key for r in outcome.records if r.step.status == "done"]
+    done = [s.key for s in outcome.session.plan if s.status == "done"]
     assert {"evaluate:baseline", "coerce_types", "duplicates", "label_issues", "impute", "evaluate:final"} <= set(done)
-    assert not [r.step.key for r in outcome.records if r.step.status == "failed"]
+    assert not [s.key for s in outcome.session.plan if s.status == "failed"]
     clean = pd.read_csv(paths.output)
     features = clean.drop(columns=[target])
     assert clean[target].notna().all() and features.notna().all().all()
     assert pd.api.types.is_numeric_dtype(clean[sentinel])  # the text codes are gone, the column is numbers again
     assert len(clean) >= 0.75 * len(dirty) and list(features.columns) == [c for c in sample.columns if c != target]
-    assert outcome.warnings == [] and outcome.score("evaluate:final") is not None
+    assert outcome.report["warnings"] == [] and outcome.score("evaluate:final") is not None

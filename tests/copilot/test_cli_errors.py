@@ -16,7 +16,7 @@ CSV = "id,age,outcome\n" + "".join(f"{i},{20 + (i * 7) % 50},{'yes' if i % 3 els
     [
         (["--target", "Outcome"], "there is no column 'Outcome'. Did you mean 'outcome'?"),
         (["--target", "outcome", "--rule", "age<120"], "write a rule as COLUMN=MIN..MAX"),
-        (["--target", "outcome", "--rule", "height=0..3"], "the rule(s) name column(s) ['height']"),
+        (["--target", "outcome", "--rule", "height=0..3"], "the rule(s) name column(s) 'height' that"),
         (["--target", "outcome", "--step", "no_such_tool"], "no tool named 'no_such_tool'"),
         (["--target", "outcome", "--step", 'impute:{"method": "magic"}'], "method"),
     ],

@@ -23,7 +23,8 @@ def _answer(tmp_path: Path, answers: list[str]) -> tuple[str, dict]:
 def test_skip_and_quit_change_nothing(tmp_path: Path) -> None:
     out, report = _answer(tmp_path, ["s", "q"])
     statuses = [(s["tool"], s["status"]) for s in report["steps"]]
-    assert statuses == [("evaluate", "done"), ("coerce_types", "skipped"), ("drop_columns", "rejected")]
+    # skip rejects the step (the plan moves on); quit stops the session, leaving the waiting step skipped
+    assert statuses == [("evaluate", "done"), ("coerce_types", "rejected"), ("drop_columns", "skipped")]
     original = pd.read_csv(tmp_path / "in.csv")
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "out.csv"), original)
     assert "wants to change the data" in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,8 @@ def test_an_answer_streams_as_tokens_then_is_stored_whole(llm_engine: Engine, sc
     script.chat_text = "About 10% of weight is missing, and age holds a few question marks."
     session_id = _create(llm_engine, tmp_path)
     wait_for(llm_engine, session_id, GATES)
-    events = asyncio.run(_chat_and_listen(llm_engine, session_id, "what worries you most in this table?"))
+    with ThreadPoolExecutor(1) as pool:  # a loop of its own: another test may leave one running in this thread
+        events = pool.submit(asyncio.run, _chat_and_listen(llm_engine, session_id, "what worries you?")).result()
     tokens = [e.data["text"] for e in events if e.type == "token"]
     assert len(tokens) == len(script.chat_text.split(" ")) and "".join(tokens).strip() == script.chat_text
     assert events[-1].data["text"] == script.chat_text
