@@ -46,11 +46,29 @@ def read_table(path: str) -> pd.DataFrame:
                        low_memory=False)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\\t", "\\r")
+
+
+def guard(value: object) -> object:
+    # Text a spreadsheet would run as a formula gets a leading quote; numbers stay as they are.
+    if not isinstance(value, str) or not value.startswith(FORMULA_STARTS):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
 def write_table(table: pd.DataFrame, path: str) -> None:
     if path.endswith((".parquet", ".pq")):
         table.to_parquet(path, index=False)
-    else:
-        table.to_csv(path, index=False)
+        return
+    safe = table.copy()
+    for column in safe.select_dtypes(include=["object", "string", "category"]).columns:
+        safe[column] = safe[column].astype(object).map(guard, na_action="ignore")
+    safe.columns = [guard(c) for c in safe.columns]
+    safe.to_csv(path, index=False)
 
 
 def main() -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from copilot.export import guard_formulas
+
 BATCH_ROWS = 50_000
 
 
@@ -62,5 +64,5 @@ def _is_default(index: str | dict[str, object]) -> bool:
 
 def _csv(table: pa.Table, header: bool) -> bytes:
     buffer = io.StringIO()
-    table.to_pandas().to_csv(buffer, index=False, header=header)
+    guard_formulas(table.to_pandas()).to_csv(buffer, index=False, header=header)
     return buffer.getvalue().encode("utf-8")
