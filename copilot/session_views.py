@@ -28,7 +28,8 @@ def step_view(step: StepRow) -> StepView:
         id=step.id, key=step.key, tool=step.tool, params=step.params, rationale=step.rationale,
         status=step.status, summary=result.get("summary", ""), error=step.error,  # type: ignore[arg-type]
         metrics=result.get("metrics", {}), findings=result.get("findings", {}), charts=result.get("charts", []),
-        version=step.version_after, started_at=step.started_at, finished_at=step.finished_at,
+        version=step.version_after, duration_s=result.get("duration_s"), started_at=step.started_at,
+        finished_at=step.finished_at,
     )  # fmt: skip
 
 

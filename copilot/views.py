@@ -30,6 +30,7 @@ class StepView(BaseModel):
     findings: dict[str, Any] = Field(default_factory=dict)
     charts: list[dict[str, Any]] = Field(default_factory=list)
     version: str | None = Field(None, description="The version this step produced, if any.")
+    duration_s: float | None = Field(None, description="Seconds the tool ran in the sandbox.")
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
