@@ -132,6 +132,9 @@ class Engine:
             first, profile, ids = self.planner.first_version(loaded.table, target, ids, task)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+        rules = interpret(guidance.goal, guidance, profile, target) if guidance.goal else None
+        if rules is not None:  # "predict outcome; age must be 0..120": the rules in a goal bind the plan too
+            guidance = rules.guidance.model_copy(update={"goal": guidance.goal})
         with self._write() as db:
             session = SessionRow(
                 id=session_id, owner=owner, state="created", target=target, task=task, goal=guidance.goal,
@@ -143,6 +146,8 @@ class Engine:
             db.flush()  # the rows below refer to it
             db.add(VersionRow(session_id=session_id, id=first.id, blob=first.blob, n_rows=first.n_rows,
                               n_columns=first.n_columns, profile=profile))  # fmt: skip
+            if rules is not None and rules.changes:
+                self._say(db, session, "From your goal: " + " ".join(rules.changes))
             self._set_state(db, session, "planning")
         self._schedule(session_id)
         return self.get_session(session_id, owner)

@@ -92,3 +92,16 @@ def test_a_gate_word_with_nothing_waiting_is_answered_not_ignored(engine: Engine
     engine.stop(session.id, OWNER)
     engine.post_message(session.id, OWNER, "approve")
     assert "nothing to approve" in _replies(engine, session.id)[-1]
+
+
+def test_rules_in_the_goal_bind_the_first_plan(engine: Engine, tmp_path: Path) -> None:
+    upload = tmp_path / "upload.csv"
+    messy_table(150).to_csv(upload, index=False)
+    goal = "Predict outcome; weight must be between 30 and 250; never drop patients"
+    session = engine.create_session(upload, "patients.csv", "outcome", OWNER, goal=goal, policy="always")
+    assert session.goal == goal and session.guidance["goal"] == goal
+    assert session.guidance["ranges"] == {"weight": [30.0, 250.0]} and session.guidance["allow_row_drops"] is False
+    outliers = next(s for s in session.plan if s.tool == "outliers")
+    assert outliers.params["ranges"] == {"weight": [30.0, 250.0]}
+    assert next(s for s in session.plan if s.tool == "label_issues").params["action"] == "relabel"
+    assert _replies(engine, session.id) == ["From your goal: `weight` must lie in 30..250. Rows will not be dropped."]
