@@ -108,3 +108,22 @@ def test_token_is_asked_once_and_sent(page: Page, tmp_path: Path) -> None:
         page.keyboard.press("Enter")
         expect(page.get_by_role("button", name="Demo: breast cancer")).to_be_visible(timeout=TIMEOUT)
         assert page.evaluate("sessionStorage.getItem('copilot-token')") == "secret-token"
+
+
+def test_a_rule_said_in_the_chat_shows_as_a_rule_and_changes_the_plan(page: Page, server: Server) -> None:
+    api = httpx.Client(base_url=server.base_url, timeout=30)
+    page.goto(server.base_url)
+    page.set_input_files("#file", {"name": "patients.csv", "mimeType": "text/csv",
+                                   "buffer": messy_table(150).to_csv(index=False).encode()})  # fmt: skip
+    page.select_option("select#target", "outcome")
+    page.get_by_role("button", name="Start session").click()
+    expect(page.locator("#approval-title")).to_contain_text("coerce_types", timeout=TIMEOUT)
+    expect(page.locator("#rules")).to_contain_text("none yet")
+    page.fill("#chat-input", "never drop patients, and keep site")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#rules")).to_have_text("Rules: no row drops; keep site", timeout=TIMEOUT)
+    expect(page.locator(".messages li.assistant")).to_contain_text("Rows will not be dropped.")
+    screenshot(page, "chat_rules")
+    plan = get_session(api, session_id(page))["plan"]
+    assert not any(s["key"] == "drop_columns:useless" for s in plan)
+    assert next(s for s in plan if s["tool"] == "label_issues")["params"]["action"] == "relabel"
