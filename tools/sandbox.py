@@ -91,13 +91,21 @@ def _mp_context() -> Any:
 
 
 def _main_module() -> list[str]:
-    """The caller's main module, so the forkserver imports it once rather than every child.
+    """The caller's main module, so the forkserver imports it once rather than every child, and
+    last :mod:`tools._forkserver_main`, which freezes what the forkserver holds.
 
     multiprocessing re-runs the main module in each child; preloaded, that costs
-    microseconds instead of the import time of a CLI or a web app."""
-    spec = getattr(sys.modules["__main__"], "__spec__", None)
-    name = getattr(spec, "name", None)
-    return [name] if name and not name.endswith("__main__") else ["__main__"]
+    microseconds instead of the import time of a CLI or a web app. A module run with
+    ``-m`` is preloaded by name; a script (such as the ``copilot`` console script) by
+    its path, which ``tools._forkserver_main`` reads from the environment."""
+    main = sys.modules["__main__"]
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    path = getattr(main, "__file__", None)
+    os.environ.pop(sandbox_child.MAIN_PATH_ENV, None)  # never a path inherited from a parent process
+    if name is None and path and os.path.isfile(path):
+        os.environ[sandbox_child.MAIN_PATH_ENV] = os.path.abspath(path)  # the forkserver inherits it at start
+    by_name = [name] if name and not name.endswith("__main__") else []
+    return [*by_name, "tools._forkserver_main"]
 
 
 def isolation_mode() -> str:

@@ -43,6 +43,9 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _SYSTEM_READABLE = ("/usr", "/lib", "/lib64", "/etc/localtime", "/proc/cpuinfo", "/proc/meminfo", "/sys",
                     "/dev/null", "/dev/urandom", "/dev/random")  # fmt: skip
 _OWN_PROC_FILES = ("stat", "status", "statm", "limits", "cgroup", "mountinfo", "maps")
+#: Where the sandbox tells its forkserver the caller's main script (see ``tools._forkserver_main``).
+MAIN_PATH_ENV = "COPILOT_SANDBOX_MAIN_PATH"
+
 #: The only environment variables a tool sees; tokens, API keys and database URLs stay with the server.
 _SAFE_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "PYTHONHASHSEED")
 _SAFE_ENVIRONMENT_PREFIXES = ("LC_", "OMP_", "OPENBLAS_", "MKL_", "BLIS_", "NUMEXPR_", "VECLIB_")
