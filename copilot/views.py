@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from agents.plan import StepStatus
 
@@ -82,6 +82,13 @@ class EventView(BaseModel):
     type: EventType
     at: datetime
     data: dict[str, Any]
+    _frame: str | None = PrivateAttr(None)
+
+    def frame(self) -> str:
+        """The event as a WebSocket text frame, serialised once however many clients receive it."""
+        if self._frame is None:
+            self._frame = self.model_dump_json()
+        return self._frame
 
 
 class MessageView(BaseModel):

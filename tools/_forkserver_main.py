@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 from contextlib import suppress
 from multiprocessing import process, spawn
 
@@ -24,6 +25,7 @@ from tools.sandbox_child import MAIN_PATH_ENV
 
 
 def _load_main(path: str) -> None:
+    sys.path.insert(0, os.path.dirname(path))  # as when the script was started: its folder comes first
     current = process.current_process()
     current._inheriting = True  # type: ignore[attr-defined]  # what the forkserver itself does for main_path
     try:

@@ -12,6 +12,7 @@ frame over uvicorn's 16 MiB limit).
 
 from __future__ import annotations
 
+import json
 import logging
 from contextlib import suppress
 from typing import Annotated, Any
@@ -87,7 +88,7 @@ class _Channel:
         while True:
             event = await subscription.get()
             if event.type == "token":  # a piece of a streamed answer: live only, never stored, no seq of its own
-                await self._send(event.model_dump(mode="json"))
+                await self._send_text(event.frame())
                 continue
             if event.seq > self.sent + 1:  # a gap in the live feed: fill it from the store
                 await self._send_stored(until=event.seq)
@@ -102,7 +103,7 @@ class _Channel:
     async def _send_event(self, event: EventView) -> None:
         if event.seq <= self.sent:
             return
-        await self._send(event.model_dump(mode="json"))
+        await self._send_text(event.frame())
         self.sent = event.seq
 
     async def _actions(self) -> None:
@@ -144,9 +145,12 @@ class _Channel:
         await self._send({"type": "error", "data": {**data, "status": status}})
 
     async def _send(self, frame: dict[str, Any]) -> None:
+        await self._send_text(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
+
+    async def _send_text(self, text: str) -> None:
         async with self.send_lock:
             if not self.closed:
-                await self.websocket.send_json(frame)
+                await self.websocket.send_text(text)
 
     async def _close(self, code: int, reason: str) -> None:
         async with self.send_lock:
