@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import httpx
@@ -205,9 +206,10 @@ def test_an_oversized_frame_closes_the_socket(hostile: Server, resting: str) -> 
 def test_a_flooding_client_is_disconnected_and_others_are_served(hostile: Server, resting: str) -> None:
     answered = 0
     with hostile.connect(resting, after=QUIET, token=TOKEN) as ws, pytest.raises(ConnectionClosed) as closed:
-        for _ in range(2000):
-            ws.send("{")  # each costs the server a parse and an error frame
-        while True:
+        with suppress(ConnectionClosed):  # a busy client may still be sending when the server closes
+            for _ in range(2000):
+                ws.send("{")  # each costs the server a parse and an error frame
+        while True:  # the frames that arrived before the close are still read
             answered += json.loads(ws.recv(timeout=20))["type"] == "error"
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
     assert "too many messages" in closed.value.rcvd.reason
