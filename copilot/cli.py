@@ -264,7 +264,9 @@ def serve(
             "your data: set COPILOT_TOKENS to listen on other interfaces, or use --host 127.0.0.1."
         )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=host, port=port)
+    # Events are small frames sent to every client of a session: compressing each for each
+    # client cost more of the server's time than sending it (see BENCHMARKS.md, service latency).
+    uvicorn.run(create_app(settings), host=host, port=port, ws_per_message_deflate=False)
 
 
 def _is_loopback(host: str) -> bool:

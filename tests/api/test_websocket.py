@@ -43,6 +43,14 @@ def test_events_arrive_in_order_without_gaps(server: Server, api: httpx.Client) 
     assert len(for_step(events, "step_finished", baseline)) == 1
 
 
+def test_frames_go_uncompressed_even_to_a_client_that_offers_compression(server: Server, api: httpx.Client) -> None:
+    session_id = new_session(api)
+    with server.connect(session_id, after=0) as ws:  # the websockets client offers permessage-deflate
+        assert "permessage-deflate" in (ws.request.headers.get("Sec-WebSocket-Extensions") or "")
+        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+        assert receive(ws, 10) is not None
+
+
 def test_reconnecting_after_n_replays_exactly_the_missed_events(server: Server, api: httpx.Client) -> None:
     session_id = new_session(api)
     pending = wait_for_gate(api, session_id)["pending_step"]

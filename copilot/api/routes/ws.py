@@ -12,6 +12,7 @@ frame over uvicorn's 16 MiB limit).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from contextlib import suppress
@@ -63,7 +64,7 @@ class _Channel:
     def __init__(self, websocket: WebSocket, engine: Engine, session_id: str, owner: str) -> None:
         self.websocket, self.engine, self.session_id, self.owner = websocket, engine, session_id, owner
         self.sent = 0  # the last seq sent
-        self.send_lock = anyio.Lock()
+        self.send_lock = asyncio.Lock()  # unlike anyio.Lock, taking it when free does not yield to the loop
         self.closed = False
         self.rate = MessageRate(MESSAGES_PER_SECOND, MESSAGE_BURST)
 
