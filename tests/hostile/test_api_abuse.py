@@ -194,13 +194,19 @@ def test_malformed_frames_get_error_frames_and_the_socket_stays(
     assert wait_for(api, resting)["state"] == "awaiting_approval"
 
 
-def test_an_oversized_frame_closes_the_socket(hostile: Server, resting: str) -> None:
-    with hostile.connect(resting, after=QUIET, token=TOKEN) as ws:
+def test_an_oversized_frame_closes_the_socket(hostile: Server, api: httpx.Client, resting: str) -> None:
+    with hostile.connect(resting, after=QUIET, token=TOKEN) as ws, pytest.raises(ConnectionClosed) as closed:
         ws.send("x" * (17 * 2**20))
-        with pytest.raises(ConnectionClosed) as closed:
-            while True:
-                ws.recv(timeout=20)
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        while True:
+            ws.recv(timeout=20)
+    # The server closes with 1009 as soon as it reads the frame's length. When that is while
+    # the client is still sending, the unread rest makes the close a TCP reset, which can
+    # overtake the close frame: then no code reaches the client.
+    assert closed.value.rcvd is None or closed.value.rcvd.code == 1009
+    assert closed.value.sent is None or closed.value.sent.code == 1009
+    with hostile.connect(resting, after=0, token=TOKEN) as fresh:
+        assert receive(fresh, 10) is not None
+    assert wait_for(api, resting)["state"] == "awaiting_approval"
 
 
 def test_a_flooding_client_is_disconnected_and_others_are_served(hostile: Server, resting: str) -> None:
