@@ -7,7 +7,8 @@ published in between is lost; anything already sent is skipped. Client → serve
 ``{"type": "error", "data": {"detail": ..., "status": 4xx}}`` and the socket stays open.
 Close codes: 4401 (missing or wrong token), 4404 (no such session for this caller), 1008 (more than
 ``MESSAGES_PER_SECOND`` messages a second on average, after a burst of ``MESSAGE_BURST``), 1009 (a
-frame over uvicorn's 16 MiB limit).
+frame over uvicorn's 16 MiB limit; sent as soon as its length is read, so a client still sending
+it may see a connection reset instead). Frames go uncompressed (see ``copilot serve``).
 """
 
 from __future__ import annotations
