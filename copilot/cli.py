@@ -171,6 +171,8 @@ def _print_summary(outcome: CleaningOutcome, paths: CleanPaths) -> None:
                   f"columns {report['columns_before']} → {report['columns_after']}")  # fmt: skip
     if before is not None and after is not None:
         console.print(f"downstream score {before:.4f} → {after:.4f} ({after - before:+.4f})")
+    if report["score_note"]:
+        console.print(f"[yellow]note:[/yellow] {report['score_note']}")
     for warning in report["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     if outcome.agents != "rule-based":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from sqlalchemy import select
@@ -47,12 +48,14 @@ def score(steps: list[StepRow], key: str) -> float | None:
 def session_view(db: Session, session: SessionRow, registry: Registry) -> SessionView:
     steps = steps_of(db, session)
     pending = next((s for s in steps if s.status == "awaiting_approval"), None)
+    before, after = score(steps, "evaluate:baseline"), score(steps, "evaluate:final")
+    note = score_note(steps, version_views(db, session)) if before is not None and after is not None else None
     return SessionView(
         id=session.id, state=session.state, target=session.target, task=session.task,  # type: ignore[arg-type]
         goal=session.goal, policy=session.policy, source=session.source,  # type: ignore[arg-type]
         version=session.version, plan=[step_view(s) for s in steps],
         pending_step=PendingStep.model_validate(pending_data(pending, registry)) if pending else None,
-        score_before=score(steps, "evaluate:baseline"), score_after=score(steps, "evaluate:final"),
+        score_before=before, score_after=after, score_note=note,
         error=session.error, guidance=session.guidance, agents=session.agents, llm_usage=session.llm_usage or {},
         created_at=session.created_at, updated_at=session.updated_at,
     )  # fmt: skip
@@ -110,7 +113,45 @@ def report(db: Session, session: SessionRow, registry: Registry) -> dict[str, An
         "session": session.id, "input": session.source, "target": session.target, "task": session.task,
         "state": session.state, "id_columns": list(session.id_columns),
         "score_before": view.score_before, "score_after": view.score_after,
+        "score_note": view.score_note,
         "rows_before": versions[0].n_rows, "rows_after": next(v.n_rows for v in versions if v.current),
         "steps": [s.model_dump(mode="json") for s in view.plan if s.status != "proposed"],
         "versions": [v.model_dump(mode="json") for v in versions],
     }  # fmt: skip
+
+
+#: Steps whose dropped rows are the ones a model found hard: leaving them out raises a score by itself.
+HARD_ROW_TOOLS = frozenset({"label_issues", "outliers"})
+
+
+def score_note(steps: list[StepRow], versions: list[VersionView]) -> str | None:
+    """Why the baseline and final scores do not compare like for like, when steps dropped rows between them."""
+    before, after = scored_rows(steps, "evaluate:baseline"), scored_rows(steps, "evaluate:final")
+    if before is None or after is None or after >= before:
+        return None
+    drops = rows_dropped(versions)
+    dropped = "the rows dropped (" + ", ".join(f"{n:,} by {tool}" for tool, n in drops.items()) + ") are not scored"
+    note = f"The baseline score is on {before:,} rows and the final one on {after:,}: {dropped}."
+    if HARD_ROW_TOOLS & set(drops):
+        note += (" Rows that a model disagrees with score low, so leaving them out raises the score by itself;"
+                 " judge the gain on data held out before cleaning.")  # fmt: skip
+    return note
+
+
+def scored_rows(steps: list[StepRow], key: str) -> int | None:
+    done = [s for s in steps if s.key == key and s.status == "done" and s.result]
+    rows = done[-1].result["metrics"].get("n_rows") if done else None  # type: ignore[index]
+    return int(rows) if rows is not None else None
+
+
+def rows_dropped(versions: list[VersionView]) -> Counter[str]:
+    """Rows each tool dropped on the way from the upload to the current version (undone branches left out)."""
+    by_id = {v.id: v for v in versions}
+    drops: Counter[str] = Counter()
+    version = next((v for v in versions if v.current), None)
+    while version is not None and version.parent is not None:
+        parent = by_id[version.parent]
+        if parent.n_rows > version.n_rows:
+            drops[version.tool or "?"] += parent.n_rows - version.n_rows
+        version = parent
+    return drops

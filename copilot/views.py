@@ -58,6 +58,7 @@ class SessionView(BaseModel):
     pending_step: PendingStep | None
     score_before: float | None = None
     score_after: float | None = None
+    score_note: str | None = Field(None, description="Why the two scores are not on the same rows, when they are not.")
     error: str | None = None
     guidance: dict[str, Any] = Field(default_factory=dict, description="The rules the plan honours.")
     agents: str = Field("rule-based", description="Who planned the last proposal: rule-based or llm:MODEL.")

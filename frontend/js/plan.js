@@ -19,7 +19,8 @@ export function renderPlan(root, session, progress) {
   });
   const scores = session.score_before !== null && session.score_before !== undefined
     ? h("p", { class: "scores" }, `Score before: ${session.score_before.toFixed(3)}`,
-      session.score_after !== null && session.score_after !== undefined ? ` → after: ${session.score_after.toFixed(3)}` : "")
+      session.score_after !== null && session.score_after !== undefined ? ` → after: ${session.score_after.toFixed(3)}` : "",
+      session.score_note ? h("small", { class: "score-note" }, ` ${session.score_note}`) : null)
     : null;
   root.replaceChildren(h("h2", {}, "Plan"), h("p", { class: "state" }, `Session: ${session.state.replaceAll("_", " ")}`),
     scores, h("ol", { class: "plan" }, items));

@@ -127,3 +127,16 @@ def test_a_rule_said_in_the_chat_shows_as_a_rule_and_changes_the_plan(page: Page
     plan = get_session(api, session_id(page))["plan"]
     assert not any(s["key"] == "drop_columns:useless" for s in plan)
     assert next(s for s in plan if s["tool"] == "label_issues")["params"]["action"] == "relabel"
+
+
+def test_a_finished_session_shows_its_scores_and_why_they_differ_in_rows(page: Page, server: Server) -> None:
+    api = httpx.Client(base_url=server.base_url, timeout=30)
+    upload = {"file": ("patients.csv", messy_table(150).to_csv(index=False).encode(), "text/csv")}
+    created = api.post("/api/sessions", files=upload, data={"target": "outcome", "policy": "never"})
+    assert created.status_code == 201, created.text
+    session = wait_for(api, created.json()["id"], timeout=180)
+    assert session["state"] == "done" and session["score_note"], session["state"]
+    page.goto(f"{server.base_url}/#/s/{session['id']}")
+    expect(page.locator(".scores")).to_contain_text(f"Score before: {session['score_before']:.3f}", timeout=TIMEOUT)
+    expect(page.locator(".score-note")).to_have_text(session["score_note"])
+    screenshot(page, "finished")

@@ -134,6 +134,17 @@ def test_report_and_console_tell_what_happened(run: Run) -> None:
     assert "downstream score" in run.stdout
 
 
+def test_the_report_says_the_two_scores_are_on_different_rows(run: Run) -> None:
+    """Duplicates and mislabelled rows were dropped between the two scores, so they do not compare like for like."""
+    labels = next(s for s in run.report["steps"] if s["tool"] == "label_issues")
+    mislabelled, duplicates = int(labels["metrics"]["dropped"]), len(run.log.duplicate_rows)
+    note = run.report["score_note"]
+    rows = f"The baseline score is on {len(run.dirty):,} rows and the final one on {len(run.cleaned):,}:"
+    assert note.startswith(rows)
+    assert f"{mislabelled:,} by label_issues" in note and f"{duplicates:,} by duplicates" in note
+    assert "held out" in note and "note:" in run.stdout
+
+
 def test_standalone_script_reproduces_the_cleaning(run: Run) -> None:
     script = run.folder / "clean.pipeline.py"
     assert "import copilot" not in script.read_text() and "from tools" not in script.read_text()
