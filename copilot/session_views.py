@@ -40,9 +40,14 @@ def pending_data(step: StepRow, registry: Registry) -> dict[str, Any]:
                        params_schema=schema).model_dump()  # fmt: skip
 
 
-def score(steps: list[StepRow], key: str) -> float | None:
+def metric(steps: list[StepRow], key: str, name: str) -> Any:
+    """A metric of the last finished step with this key (``score``, ``n_rows``), or None."""
     done = [s for s in steps if s.key == key and s.status == "done" and s.result]
-    return done[-1].result["metrics"].get("score") if done else None  # type: ignore[index]
+    return done[-1].result["metrics"].get(name) if done else None  # type: ignore[index]
+
+
+def score(steps: list[StepRow], key: str) -> float | None:
+    return metric(steps, key, "score")
 
 
 def session_view(db: Session, session: SessionRow, registry: Registry) -> SessionView:
@@ -126,9 +131,10 @@ HARD_ROW_TOOLS = frozenset({"label_issues", "outliers"})
 
 def score_note(steps: list[StepRow], versions: list[VersionView]) -> str | None:
     """Why the baseline and final scores do not compare like for like, when steps dropped rows between them."""
-    before, after = scored_rows(steps, "evaluate:baseline"), scored_rows(steps, "evaluate:final")
+    before, after = metric(steps, "evaluate:baseline", "n_rows"), metric(steps, "evaluate:final", "n_rows")
     if before is None or after is None or after >= before:
         return None
+    before, after = int(before), int(after)
     drops = rows_dropped(versions)
     dropped = "the rows dropped (" + ", ".join(f"{n:,} by {tool}" for tool, n in drops.items()) + ") are not scored"
     note = f"The baseline score is on {before:,} rows and the final one on {after:,}: {dropped}."
@@ -136,12 +142,6 @@ def score_note(steps: list[StepRow], versions: list[VersionView]) -> str | None:
         note += (" Rows that a model disagrees with score low, so leaving them out raises the score by itself;"
                  " judge the gain on data held out before cleaning.")  # fmt: skip
     return note
-
-
-def scored_rows(steps: list[StepRow], key: str) -> int | None:
-    done = [s for s in steps if s.key == key and s.status == "done" and s.result]
-    rows = done[-1].result["metrics"].get("n_rows") if done else None  # type: ignore[index]
-    return int(rows) if rows is not None else None
 
 
 def rows_dropped(versions: list[VersionView]) -> Counter[str]:
