@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from agents.llm import Usage
@@ -34,7 +35,7 @@ def main() -> None:
     try:
         app()
     except CopilotError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)  # the terminal wraps, not rich
         raise SystemExit(2) from None
 
 
@@ -223,6 +224,7 @@ def doctor() -> None:
 
     settings = get_settings()
     console.print(f"data directory: {settings.data_dir}")
+    console.print(f"approval policy: {settings.policy}")
     console.print(
         f"sandbox limits: {settings.tool_memory_mb} MiB address space, {settings.tool_cpu_seconds} s CPU, "
         f"{settings.tool_wall_seconds:g} s wall clock"
@@ -256,11 +258,7 @@ def serve(
     from copilot.api import create_app
 
     settings = get_settings()
-    try:
-        tokens = settings.token_list()
-    except OSError as exc:
-        raise CopilotError(f"cannot read COPILOT_TOKEN_FILE {settings.token_file}: {exc.strerror}") from None
-    if not tokens and not _is_loopback(host):
+    if not settings.token_list() and not _is_loopback(host):
         raise CopilotError(
             f"refusing to listen on {host} without tokens, since anyone who can reach it could read and change "
             "your data: set COPILOT_TOKENS to listen on other interfaces, or use --host 127.0.0.1."

@@ -1,4 +1,8 @@
-"""All configuration, from ``COPILOT_*`` environment variables (or a ``.env`` file)."""
+"""All configuration, from ``COPILOT_*`` environment variables (or a ``.env`` file).
+
+Settings fail closed: a value that is not valid (a policy spelt ``Always``, an unreadable token file)
+stops start-up with a message naming the variable, never falls back to something that asks less.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import DirectoryPath, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from copilot.errors import CopilotError
+
+#: Which steps wait for a person: every step, the steps that change data, or none. Exact, lower-case words.
+Policy = Literal["always", "mutating", "never"]
+#: Settings whose value is not repeated in an error message, since it may hold a password.
+SECRET_FIELDS = frozenset({"database_url", "tokens"})
+
+
+class SettingsError(CopilotError):
+    """A ``COPILOT_*`` value that is not valid; the message names each variable and what it accepts."""
 
 
 def _default_data_dir() -> Path:
@@ -38,10 +55,10 @@ class Settings(BaseSettings):
     token_file: Path | None = Field(None, description="A file with one bearer token per line (added to tokens).")
     max_upload_mb: float = Field(200.0, gt=0, description="Largest upload accepted by the API, in MiB.")
     max_running_steps: int = Field(2, ge=1, description="Tool runs at once across sessions; others queue.")
-    import_dir: Path | None = Field(
+    import_dir: DirectoryPath | None = Field(
         None, description="A folder whose files may be named (not uploaded) when creating a session."
     )
-    policy: str = Field("mutating", description="Default approval policy: always, mutating or never.")
+    policy: Policy = Field("mutating", description="Default approval policy: always, mutating or never.")
     llm_model: str = Field(
         "",
         description="The model of the LLM agents; empty: the rule-based agents. The endpoint and key are the "
@@ -55,18 +72,73 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(60.0, gt=0, description="Time-out of one LLM request, in seconds.")
     llm_max_retries: int = Field(2, ge=0, le=10, description="Retries of a timed-out, 429 or 5xx LLM request.")
 
+    @field_validator("data_dir")
+    @classmethod
+    def _folder_or_absent(cls, value: Path) -> Path:
+        if value.exists() and not value.is_dir():
+            raise ValueError("it exists and is not a folder")
+        return value
+
+    @field_validator("token_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        """A token file that cannot be read, or holds no token, would leave the server open to anyone local."""
+        if value is not None:
+            try:
+                tokens = _file_tokens(value)
+            except OSError as exc:
+                raise ValueError(f"cannot read it ({exc.strerror})") from None
+            except UnicodeDecodeError:
+                raise ValueError("it is not UTF-8 text") from None
+            if not tokens:
+                raise ValueError("it holds no token (one a line; lines starting with # are comments)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value:  # empty: the default store, as when unset
+            try:
+                make_url(value).get_dialect()
+            except (ArgumentError, NoSuchModuleError, ValueError):
+                raise ValueError("not an SQLAlchemy URL of a known database, e.g. postgresql://HOST/DB") from None
+        return value
+
     def token_list(self) -> list[str]:
         """Every configured token, from COPILOT_TOKENS and COPILOT_TOKEN_FILE."""
         tokens = [t.strip() for t in self.tokens.split(",") if t.strip()]
-        if self.token_file is not None:
-            lines = self.token_file.read_text(encoding="utf-8").splitlines()
-            tokens += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-        return tokens
+        return tokens + (_file_tokens(self.token_file) if self.token_file is not None else [])
 
     def store_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'copilot.db'}"
 
 
+def _file_tokens(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def load_settings() -> Settings:
+    """The settings in force; raises :class:`SettingsError`, naming every bad variable, rather than start."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(describe(exc)) from None
+
+
+def describe(error: ValidationError) -> str:
+    """One line per bad value, naming its environment variable and what it accepts."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    lines = []
+    for problem in error.errors():
+        name = str(problem["loc"][0]) if problem["loc"] else "?"
+        variable = f"{prefix}{name}".upper()
+        shown = "" if name in SECRET_FIELDS else f"={problem['input']!r}"
+        reason = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"{variable}{shown} is not valid: {reason[:1].lower()}{reason[1:]}")
+    return "invalid settings:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

@@ -8,9 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, PrivateAttr
 
 from agents.plan import StepStatus
+from copilot.settings import Policy
 
 SessionState = Literal["created", "profiling", "planning", "awaiting_approval", "running", "done", "stopped", "failed"]
-Policy = Literal["always", "mutating", "never"]
 EventType = Literal[
     "session_state", "plan_updated", "approval_requested", "step_started", "progress", "step_finished",
     "step_failed", "message", "token", "version_created", "error",
