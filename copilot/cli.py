@@ -29,6 +29,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="A human-guid
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 _RULE = re.compile(r"^\s*([^=]+?)\s*=\s*(-?[\d.eE+]*)\s*\.\.\s*(-?[\d.eE+]*)\s*$")
+#: What the person may answer at a gate, in one letter or the whole word (or e/edit); nothing else, not Enter.
+ANSWERS = {"a": Decision("approve"), "approve": Decision("approve"), "s": Decision("skip"), "skip": Decision("skip"),
+           "q": Decision("stop"), "quit": Decision("stop")}  # fmt: skip
+EDIT = frozenset({"e", "edit"})
+CHOICES = "type a (approve), s (skip), e (edit the parameters) or q (quit, keeping the steps approved so far)"
 
 
 def main() -> None:
@@ -85,10 +90,13 @@ def clean(
     if plan_only:
         _print_plan(first_plan(input, target, settings, id_column, guidance))
         return
-    approver = approve_all if yes else _ask_terminal
+    terminal = TerminalApprover()
     outcome, paths = clean_file(input, target, output, settings, id_columns=id_column, guidance=guidance,
-                                approver=approver, on_event=EventPrinter(), report=report)  # fmt: skip
+                                approver=approve_all if yes else terminal, on_event=EventPrinter(),
+                                report=report)  # fmt: skip
     _print_summary(outcome, paths)
+    if terminal.input_ended:  # a pipe without --yes: not a finished run, so not a success
+        raise typer.Exit(1)
 
 
 def _print_plan(steps: list[PlanStep]) -> None:
@@ -140,28 +148,51 @@ class EventPrinter:
         self.planned = steps
 
 
-def _ask_terminal(step: PendingStep, columns: list[str]) -> Decision:
-    console.print(f"\n[bold]{step.tool}[/bold] wants to change the data: {step.rationale}")
-    console.print(f"   parameters: {json.dumps(step.params)}")
-    while True:
-        answer = typer.prompt("approve / skip / edit / quit [a/s/e/q]", default="a").strip().lower()[:1]
-        if answer in {"a", "s", "q"}:
-            return Decision({"a": "approve", "s": "skip", "q": "stop"}[answer])
-        if answer == "e":
-            edited = _edit_params(step, columns)
+class TerminalApprover:
+    """Asks the person at each gate. Only an explicit answer approves: Enter or anything unrecognised asks
+    again, and the end of input (a pipe without --yes, Ctrl-D) stops the run without approving."""
+
+    def __init__(self) -> None:
+        self.input_ended = False
+
+    def __call__(self, step: PendingStep, columns: list[str]) -> Decision:
+        console.print(f"\n[bold]{step.tool}[/bold] wants to change the data: {step.rationale}")
+        console.print(f"   parameters: {json.dumps(step.params)}")
+        while (answer := _read("approve / skip / edit / quit [a/s/e/q]: ")) is not None:
+            if answer.lower() in ANSWERS:
+                return ANSWERS[answer.lower()]
+            if answer.lower() not in EDIT:
+                said = "Enter alone does not approve" if not answer else f"{answer!r} is not an answer"
+                console.print(f"   [yellow]{escape(said)}:[/yellow] {CHOICES}.")
+                continue
+            raw = _read("parameters as JSON (Enter: back to the choices): ")
+            if raw is None:
+                break
+            edited = _parse_params(step, raw, columns) if raw else None
             if edited is not None:
                 return Decision("approve", edited)
+        self.input_ended = True
+        err.print(f"[yellow]end of input:[/yellow] stopping without approving {step.tool}; the steps approved so "
+                  "far are written. Answer at a terminal, or pass --yes to approve every step.")  # fmt: skip
+        return Decision("stop")
 
 
-def _edit_params(step: PendingStep, columns: list[str]) -> dict[str, Any] | None:
-    raw = typer.prompt("parameters as JSON", default=json.dumps(step.params))
+def _read(prompt: str) -> str | None:
+    """The person's answer, stripped; None at the end of input."""
     try:
-        params = json.loads(raw)
-        return validate_call(default_registry(), step.tool, params, columns).params
+        return console.input(prompt, markup=False).strip()
+    except EOFError:
+        return None
+
+
+def _parse_params(step: PendingStep, raw: str, columns: list[str]) -> dict[str, Any] | None:
+    """The edited parameters, checked against the tool's schema and the columns; None (said why) if not valid."""
+    try:
+        return validate_call(default_registry(), step.tool, json.loads(raw), columns).params
     except json.JSONDecodeError as exc:
         console.print(f"[red]not JSON:[/red] {exc}")
     except ToolCallError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
     return None
 
 

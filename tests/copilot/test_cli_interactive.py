@@ -37,3 +37,25 @@ def test_edited_parameters_are_validated_and_used(tmp_path: Path) -> None:
     assert drop["status"] == "done" and drop["params"]["columns"] == ["note"]
     cleaned = pd.read_csv(tmp_path / "out.csv")
     assert "note" not in cleaned.columns and "site" in cleaned.columns
+
+
+def test_enter_or_an_unknown_answer_asks_again_and_approves_nothing(tmp_path: Path) -> None:
+    out, report = _answer(tmp_path, ["", "yes", "s", "q"])
+    statuses = [(s["tool"], s["status"]) for s in report["steps"]]
+    assert statuses == [("evaluate", "done"), ("coerce_types", "rejected"), ("drop_columns", "skipped")]
+    text = " ".join(out.split())
+    assert "Enter alone does not approve" in text and "'yes' is not an answer" in text
+    assert text.count("type a (approve), s (skip), e (edit the parameters) or q (quit") == 2
+
+
+def test_the_end_of_input_stops_without_approving(tmp_path: Path) -> None:
+    """``copilot clean`` in a pipe without --yes: no answer is no approval, and the run does not pass as done."""
+    messy_table(150).to_csv(tmp_path / "in.csv", index=False)
+    done = copilot("clean", str(tmp_path / "in.csv"), "-t", "outcome", "-o", str(tmp_path / "out.csv"),
+                   "--report", str(tmp_path / "r.json"), data_dir=tmp_path / "data", check=False)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "end of input: stopping without approving coerce_types" in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [(s["tool"], s["status"]) for s in report["steps"]] == [("evaluate", "done"), ("coerce_types", "skipped")]
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "out.csv"), pd.read_csv(tmp_path / "in.csv"))
