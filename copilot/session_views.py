@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -40,27 +42,61 @@ def pending_data(step: StepRow, registry: Registry) -> dict[str, Any]:
                        params_schema=schema).model_dump()  # fmt: skip
 
 
-def metric(steps: list[StepRow], key: str, name: str) -> Any:
-    """A metric of the last finished step with this key (``score``, ``n_rows``), or None."""
-    done = [s for s in steps if s.key == key and s.status == "done" and s.result]
-    return done[-1].result["metrics"].get(name) if done else None  # type: ignore[index]
+#: The key of the score of the data as uploaded; every other ``evaluate:*`` step scores cleaned data.
+BASELINE = "evaluate:baseline"
 
 
-def score(steps: list[StepRow], key: str) -> float | None:
-    return metric(steps, key, "score")
+@dataclass(frozen=True)
+class Scores:
+    """The evaluate steps behind a session's scores. A score counts only for the version it was computed
+    on: after an undo or a revert, the final score of the undone data is ``outdated``, not ``after``."""
+
+    before: StepRow | None
+    after: StepRow | None
+    outdated: StepRow | None = None
+
+
+def step_metric(step: StepRow | None, name: str) -> Any:
+    """A metric (``score``, ``n_rows``) of a finished step, or None."""
+    return step.result["metrics"].get(name) if step is not None and step.result else None
+
+
+def is_final_score(step: StepRow) -> bool:
+    """An ``evaluate:*`` step that scores cleaned data the way the baseline was scored (a ``:retry`` uses a
+    cheaper model, so its score does not compare with the baseline's)."""
+    key = step.key
+    return step.tool == "evaluate" and key.startswith("evaluate:") and key != BASELINE and not key.endswith(":retry")
+
+
+def last_score(steps: list[StepRow], wanted: Callable[[StepRow], bool], version: str | None) -> StepRow | None:
+    """The last finished step that ``wanted`` picks and that scored ``version`` (any version: None)."""
+    done = [s for s in steps if wanted(s) and s.status == "done" and s.result]
+    done = [s for s in done if version is None or s.version_before == version]
+    return done[-1] if done else None
+
+
+def scores(steps: list[StepRow], versions: list[VersionView]) -> Scores:
+    """The baseline score of the upload and the final score of the current version, each if there is one."""
+    upload = next((v.id for v in versions if v.parent is None), None)
+    current = next((v.id for v in versions if v.current), None)
+    before = last_score(steps, lambda s: s.key == BASELINE, upload)
+    after = last_score(steps, is_final_score, current)
+    latest = last_score(steps, is_final_score, None)
+    return Scores(before, after, latest if after is None else None)
 
 
 def session_view(db: Session, session: SessionRow, registry: Registry) -> SessionView:
     steps = steps_of(db, session)
     pending = next((s for s in steps if s.status == "awaiting_approval"), None)
-    before, after = score(steps, "evaluate:baseline"), score(steps, "evaluate:final")
-    note = score_note(steps, version_views(db, session)) if before is not None and after is not None else None
+    versions = version_views(db, session)
+    scored = scores(steps, versions)
     return SessionView(
         id=session.id, state=session.state, target=session.target, task=session.task,  # type: ignore[arg-type]
         goal=session.goal, policy=session.policy, source=session.source,  # type: ignore[arg-type]
         version=session.version, plan=[step_view(s) for s in steps],
         pending_step=PendingStep.model_validate(pending_data(pending, registry)) if pending else None,
-        score_before=before, score_after=after, score_note=note,
+        score_before=step_metric(scored.before, "score"), score_after=step_metric(scored.after, "score"),
+        score_note=score_note(scored, versions),
         error=session.error, guidance=session.guidance, agents=session.agents, llm_usage=session.llm_usage or {},
         created_at=session.created_at, updated_at=session.updated_at,
     )  # fmt: skip
@@ -129,9 +165,14 @@ def report(db: Session, session: SessionRow, registry: Registry) -> dict[str, An
 HARD_ROW_TOOLS = frozenset({"label_issues", "outliers"})
 
 
-def score_note(steps: list[StepRow], versions: list[VersionView]) -> str | None:
-    """Why the baseline and final scores do not compare like for like, when steps dropped rows between them."""
-    before, after = metric(steps, "evaluate:baseline", "n_rows"), metric(steps, "evaluate:final", "n_rows")
+def score_note(scored: Scores, versions: list[VersionView]) -> str | None:
+    """Why there is no final score for the current data, or why the baseline and final scores do not compare
+    like for like (steps dropped rows between them)."""
+    if scored.outdated is not None:
+        version = scored.outdated.version_before
+        return (f"The final score is out of date: it scored version {version}, and the data changed since "
+                "(a step was undone or ran after it): score the current data to compare.")  # fmt: skip
+    before, after = step_metric(scored.before, "n_rows"), step_metric(scored.after, "n_rows")
     if before is None or after is None or after >= before:
         return None
     before, after = int(before), int(after)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from copilot.session_views import rows_dropped, score_note
+from copilot.session_views import rows_dropped, score_note, scores
 from copilot.store import StepRow
 from copilot.views import VersionView
 
@@ -14,8 +14,13 @@ def version(vid: str, parent: str | None, tool: str | None, rows: int, current: 
                        created_at=datetime.now(UTC), current=current)  # fmt: skip
 
 
-def evaluate(key: str, rows: int) -> StepRow:
-    return StepRow(key=key, tool="evaluate", status="done", result={"metrics": {"score": 0.9, "n_rows": rows}})
+def evaluate(key: str, rows: int, scored: str) -> StepRow:
+    return StepRow(key=key, tool="evaluate", status="done", version_before=scored,
+                   result={"metrics": {"score": 0.9, "n_rows": rows}})  # fmt: skip
+
+
+def note(steps: list[StepRow], versions: list[VersionView]) -> str | None:
+    return score_note(scores(steps, versions), versions)
 
 
 def test_only_drops_on_the_way_to_the_current_version_count() -> None:
@@ -27,19 +32,19 @@ def test_only_drops_on_the_way_to_the_current_version_count() -> None:
         version("e", "d", "impute", 950, current=True),
     ]
     assert rows_dropped(versions) == {"duplicates": 20, "label_issues": 30}
-    note = score_note([evaluate("evaluate:baseline", 1000), evaluate("evaluate:final", 950)], versions)
-    assert note is not None and "1,000 rows and the final one on 950" in note
-    assert "20 by duplicates" in note and "30 by label_issues" in note and "outliers" not in note
-    assert "held out" in note
+    said = note([evaluate("evaluate:baseline", 1000, "a"), evaluate("evaluate:final", 950, "e")], versions)
+    assert said is not None and "1,000 rows and the final one on 950" in said
+    assert "20 by duplicates" in said and "30 by label_issues" in said and "outliers" not in said
+    assert "held out" in said
 
 
 def test_duplicates_alone_are_named_without_the_warning_about_hard_rows() -> None:
     versions = [version("a", None, None, 100), version("b", "a", "duplicates", 90, current=True)]
-    note = score_note([evaluate("evaluate:baseline", 100), evaluate("evaluate:final", 90)], versions)
-    assert note is not None and "10 by duplicates" in note and "held out" not in note
+    said = note([evaluate("evaluate:baseline", 100, "a"), evaluate("evaluate:final", 90, "b")], versions)
+    assert said is not None and "10 by duplicates" in said and "held out" not in said
 
 
 def test_nothing_to_say_when_both_scores_saw_the_same_rows_or_one_is_missing() -> None:
     versions = [version("a", None, None, 100), version("b", "a", "impute", 100, current=True)]
-    assert score_note([evaluate("evaluate:baseline", 100), evaluate("evaluate:final", 100)], versions) is None
-    assert score_note([evaluate("evaluate:baseline", 100)], versions) is None
+    assert note([evaluate("evaluate:baseline", 100, "a"), evaluate("evaluate:final", 100, "b")], versions) is None
+    assert note([evaluate("evaluate:baseline", 100, "a")], versions) is None
