@@ -7,43 +7,75 @@ with back-off by the SDK itself (``max_retries``); whatever still fails raises
 :class:`LLMError`, and the caller falls back to the rule-based agents. A
 session's usage is counted in :class:`Usage` and checked against its budget
 before every call, so a session can never spend more than it was given.
+Every request is copied into the :class:`Usage` it is counted in, exactly as it
+leaves, before it is sent (a request that then fails has left too), so the
+engine can keep it with the session for its owner to read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import openai
 from openai import AsyncOpenAI
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 TokenFn = Callable[[str], None]
-Share = Literal["aggregates", "samples"]
+#: What an LLM may see of a session's data, least first; each level includes those before it.
+Share = Literal["aggregates", "categories", "samples"]
+SHARE_LEVELS: tuple[Share, ...] = ("aggregates", "categories", "samples")
+Purpose = Literal["plan", "call", "reply"]
+COUNTERS = ("calls", "prompt_tokens", "completion_tokens", "failed_calls", "fallbacks")
+
+
+def allows(level: Share, wanted: Share) -> bool:
+    """Whether the share level ``level`` includes what ``wanted`` shows."""
+    return SHARE_LEVELS.index(level) >= SHARE_LEVELS.index(wanted)
 
 
 class LLMError(RuntimeError):
     """The endpoint failed, timed out or answered nothing usable, or the budget is spent."""
 
 
+@dataclass(frozen=True)
+class SentRequest:
+    """One request as it left for the endpoint: the keyword arguments of ``chat.completions.create``."""
+
+    purpose: Purpose
+    request: dict[str, Any]
+    at: datetime
+
+
 class Usage(BaseModel):
-    """What a session has spent on the LLM; stored with the session and shown in its JSON."""
+    """What a session has spent on the LLM; stored with the session and shown in its JSON.
+
+    ``requests`` holds the requests counted here, in the order sent; it is left out of the stored and
+    shown usage (the store keeps each request in a row of its own)."""
 
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     failed_calls: int = 0
     fallbacks: int = 0
+    requests: list[SentRequest] = Field(default_factory=list, exclude=True)
 
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
     def plus(self, other: Usage) -> Usage:
-        return Usage(**{name: getattr(self, name) + getattr(other, name) for name in Usage.model_fields})
+        counts = {name: getattr(self, name) + getattr(other, name) for name in COUNTERS}
+        return Usage(**counts, requests=[*self.requests, *other.requests])
+
+    def spending(self) -> Usage:
+        """A copy to spend from: the same counts, and a list of requests of its own."""
+        return self.model_copy(update={"requests": list(self.requests)})
 
 
 @dataclass(frozen=True)
@@ -55,7 +87,6 @@ class LLMConfig:
     max_retries: int = 2
     max_calls: int = 60
     max_tokens: int = 400_000
-    share: Share = "aggregates"
 
     def deadline_s(self) -> float:
         """The longest one call may take, retries and their back-off included."""
@@ -84,13 +115,19 @@ class LLMClient:
         self, messages: list[dict[str, Any]], usage: Usage, *, tools: list[dict[str, Any]] | None = None,
         response_format: dict[str, Any] | None = None, on_token: TokenFn | None = None,
     ) -> Reply:  # fmt: skip
-        """One chat completion; streamed (text only) when ``on_token`` is given. ``usage`` is updated."""
+        """One chat completion; streamed (text only) when ``on_token`` is given. ``usage`` is updated, and
+        keeps a copy of the request. Its purpose follows from its shape: a ``response_format`` asks for a
+        plan, ``tools`` for a call, anything else is a reply to the person."""
         self._check_budget(usage)
         request: dict[str, Any] = {"model": self.config.model, "messages": messages}
         if tools:
             request["tools"] = tools
         if response_format:
             request["response_format"] = response_format
+        if on_token:
+            request |= {"stream": True, "stream_options": {"include_usage": True}}
+        purpose: Purpose = "plan" if response_format else "call" if tools else "reply"
+        usage.requests.append(SentRequest(purpose, json.loads(json.dumps(request)), datetime.now(UTC)))
         coro = self._stream(request, usage, on_token) if on_token else self._complete(request, usage)
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         usage.calls += 1
@@ -129,9 +166,7 @@ class LLMClient:
         return Reply(content=message.content or "", tool_calls=calls)
 
     async def _stream(self, request: dict[str, Any], usage: Usage, on_token: TokenFn) -> Reply:
-        stream = await self._client.chat.completions.create(
-            **request, stream=True, stream_options={"include_usage": True}
-        )
+        stream = await self._client.chat.completions.create(**request)
         parts: list[str] = []
         async for chunk in stream:
             if chunk.usage is not None:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 from agents.llm import LLMClient, LLMError, Usage
 from agents.plan import REVERT, Guidance, Observation, PlanStep
 from agents.rule_based import PlanningState
-from agents.summary import summarize
+from agents.summary import shown_data
 from tools.registry import Registry
 
 MAX_STEPS = 40  # observed steps after which a session's plan is over, whatever the LLM says
@@ -122,10 +122,11 @@ def plan_problems(plan: LLMPlan, state: PlanningState, registry: Registry) -> li
 
 
 def planning_input(state: PlanningState, registry: Registry, draft: list[PlanStep], samples: list[dict]) -> dict:
-    """The coordinator's view of the session: aggregates, rules, history; never a raw cell."""
-    data: dict[str, Any] = summarize(state.profile, state.target, state.id_columns)
+    """The coordinator's view of the session: the data at its share level (:mod:`agents.summary`), rules,
+    history. ``samples``: rows a caller allowed besides (the engine puts them in ``state.llm_data``)."""
+    data: dict[str, Any] = shown_data(state)
     if samples:
-        data["sample_rows"] = samples
+        data = {**data, "sample_rows": samples}
     return {
         "target": state.target, "task": state.task, "data": data, "guidance": state.guidance.model_dump(),
         "history": [observation_summary(o) for o in state.history], "current_step": state.current_step,

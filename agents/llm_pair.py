@@ -13,13 +13,13 @@ from importlib.resources import files
 from typing import Any
 
 from agents.guard import comply
-from agents.llm import LLMClient, LLMError, TokenFn, Usage
+from agents.llm import COUNTERS, LLMClient, LLMError, TokenFn, Usage
 from agents.llm_coordinator import LLMCoordinator, observation_summary
 from agents.llm_worker import LLMWorker
 from agents.pair import Proposal
 from agents.plan import REVERT, PlanStep
 from agents.rule_based import PlanningState, RuleBasedCoordinator
-from agents.summary import summarize
+from agents.summary import shown_data
 from agents.worker import ToolCallError, validate_call
 from tools.registry import Registry
 
@@ -40,7 +40,7 @@ class LLMPair:
     ) -> Proposal:
         if self.client.budget_spent(usage):  # the human was told when it ran out; plan quietly by the rules
             return Proposal(steps=self.rules.plan(state))
-        spent = usage.model_copy()
+        spent = usage.spending()
         notes: list[str] = []
         try:
             steps, guidance = self.coordinator.plan(state, registry, self.rules.plan(state), spent, samples or [])
@@ -75,18 +75,19 @@ class LLMPair:
         except ToolCallError:
             return {}
 
-    def reply(self, question: str, state: PlanningState, usage: Usage, on_token: TokenFn) -> tuple[str, Usage] | None:
-        """A streamed answer from the aggregates; None when the LLM cannot give one."""
-        spent = usage.model_copy()
+    def reply(self, question: str, state: PlanningState, usage: Usage, on_token: TokenFn) -> tuple[str, Usage]:
+        """A streamed answer from the data at the session's share level, and what it cost; the answer is empty
+        when the LLM could not give one (what it cost, the request sent included, still counts)."""
+        spent = usage.spending()
         context = {"question": question, "target": state.target, "guidance": state.guidance.model_dump(),
-                   "data": summarize(state.profile, state.target, state.id_columns),
+                   "data": shown_data(state),
                    "history": [observation_summary(o) for o in state.history]}  # fmt: skip
         messages = [{"role": "system", "content": self.chat_prompt}, {"role": "user", "content": json.dumps(context)}]
         try:
             text = self.client.chat(messages, spent, on_token=on_token).content.strip()
         except LLMError:
-            return None
-        return (text, _minus(spent, usage)) if text else None
+            text = ""
+        return text, _minus(spent, usage)
 
 
 def _suggested(step: PlanStep, draft: list[PlanStep]) -> dict[str, Any]:
@@ -96,4 +97,6 @@ def _suggested(step: PlanStep, draft: list[PlanStep]) -> dict[str, Any]:
 
 
 def _minus(total: Usage, before: Usage) -> Usage:
-    return Usage(**{name: getattr(total, name) - getattr(before, name) for name in Usage.model_fields})
+    """What was spent since ``before``, of which ``total`` is a later :meth:`Usage.spending` copy."""
+    counts = {name: getattr(total, name) - getattr(before, name) for name in COUNTERS}
+    return Usage(**counts, requests=total.requests[len(before.requests) :])

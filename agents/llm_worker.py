@@ -19,7 +19,7 @@ from agents.guard import violations
 from agents.llm import LLMClient, LLMError, Reply, Usage
 from agents.plan import PlanStep
 from agents.rule_based import PlanningState
-from agents.summary import summarize
+from agents.summary import shown_data
 from agents.worker import ToolCall, ToolCallError, validate_call
 from tools.registry import Registry
 
@@ -36,7 +36,7 @@ class LLMWorker:
     ) -> ToolCall:
         """A validated call of ``step.tool``; raises LLMError when the LLM cannot produce one."""
         task = {"step": {"key": step.key, "tool": step.tool, "rationale": step.rationale},
-                "data": summarize(state.profile, state.target, state.id_columns),
+                "data": shown_data(state),
                 "guidance": state.guidance.model_dump(), "suggested_params": suggested}  # fmt: skip
         messages: list[dict[str, Any]] = [{"role": "system", "content": self.system},
                                           {"role": "user", "content": json.dumps(task)}]  # fmt: skip

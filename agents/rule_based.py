@@ -46,6 +46,9 @@ class PlanningState:
     history: list[Observation] = field(default_factory=list)
     current_step: str | None = None  # the key of the step that made the current version; None: the upload
     messages: list[str] = field(default_factory=list)  # the human's recent chat, newest last
+    #: What an LLM may see of the data (:func:`agents.summary.summarize`), built from the table at the session's
+    #: share level; None when not built (the rule-based agents never need it).
+    llm_data: dict[str, Any] | None = None
 
     def seen(self, key: str) -> bool:
         return any(obs.key == key for obs in self.history)

@@ -27,6 +27,5 @@ def make_agents(settings: Settings) -> AgentPair:
         model=settings.llm_model, base_url=os.environ.get("OPENAI_BASE_URL") or None,
         api_key=os.environ.get("OPENAI_API_KEY") or None, timeout_s=settings.llm_timeout_s,
         max_retries=settings.llm_max_retries, max_calls=settings.llm_max_calls, max_tokens=settings.llm_max_tokens,
-        share=settings.llm_share,
     )  # fmt: skip
     return LLMPair(LLMClient(config))

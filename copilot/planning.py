@@ -1,4 +1,9 @@
-"""The engine's view of planning: the agents' input built from the store."""
+"""The engine's view of planning: the agents' input built from the store, and the LLM requests it kept.
+
+What an LLM may see is a share level (:data:`agents.llm.SHARE_LEVELS`): a session chooses one when it is
+created (``aggregates`` unless it asks for more), never more than the server's ``COPILOT_LLM_SHARE``, and
+the server's setting caps it again whenever the data is summarised (a server set lower later wins).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,13 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agents.llm import Usage
+from agents.llm import SHARE_LEVELS, Share, Usage, allows
 from agents.pair import AgentPair, Proposal
 from agents.plan import Guidance, Observation
 from agents.rule_based import PlanningState
-from agents.summary import sample_rows
-from copilot.store import MessageRow, SessionRow, StepRow, VersionRow
+from agents.summary import summarize
+from copilot.errors import InvalidParams, NotFound
+from copilot.store import LLMRequestRow, MessageRow, SessionRow, StepRow, VersionRow
 from copilot.versions import Version, VersionStore
 from tools.feature_types import profile_table
 from tools.registry import Registry
@@ -24,7 +30,8 @@ RECENT_MESSAGES = 10
 
 
 class Planner:
-    def __init__(self, registry: Registry, versions: VersionStore, agents: AgentPair, share: str) -> None:
+    def __init__(self, registry: Registry, versions: VersionStore, agents: AgentPair, share: Share) -> None:
+        """``share``: the most the server lets any session show an LLM."""
         self.registry = registry
         self.versions = versions
         self.agents = agents
@@ -48,16 +55,51 @@ class Planner:
             version.profile, session.target, session.task, list(session.id_columns),
             Guidance.model_validate(session.guidance), history(db, session),
             current_step=maker.key if maker is not None else None, messages=messages,
+            llm_data=None if self.agents.instant else self._llm_data(session, version),
         )  # fmt: skip
 
     def propose(self, state: PlanningState, usage: Usage, blob: str) -> Proposal:
-        """Ask the agents; slow when they use an LLM, so never called inside a transaction."""
-        samples = self._samples(state, blob) if self.agents.instant is False and self.share == "samples" else []
-        return self.agents.propose(state, self.registry, usage, samples)
+        """Ask the agents; slow when they use an LLM, so never called inside a transaction. What an LLM
+        may see of the version ``blob`` is already in ``state.llm_data``."""
+        return self.agents.propose(state, self.registry, usage)
 
-    def _samples(self, state: PlanningState, blob: str) -> list[dict]:
-        table = pd.read_parquet(self.versions.blob_path(blob))
-        return sample_rows(table, state.profile, state.id_columns, "samples")
+    def _llm_data(self, session: SessionRow, version: VersionRow) -> dict[str, Any]:
+        """The data document for an LLM at the session's share level; only the columns it summarises are read."""
+        share = session_share(session.llm_share, self.share)
+        profile = version.profile
+        wanted = None if allows(share, "samples") else [c for c, info in profile["columns"].items() if "stats" in info]
+        table = pd.read_parquet(self.versions.blob_path(version.blob), columns=wanted)
+        return summarize(profile, session.target, list(session.id_columns), share, table)
+
+
+def check_share(wanted: Share, server: Share) -> None:
+    """Refuse a session that asks an LLM to see more than the server allows."""
+    if not allows(server, wanted):
+        levels = " < ".join(SHARE_LEVELS)
+        message = (f"llm_share {wanted!r} is more than this server allows: its COPILOT_LLM_SHARE is {server!r} "
+                   f"({levels})")  # fmt: skip
+        raise InvalidParams(message, [{"loc": ["llm_share"], "msg": message}])
+
+
+def session_share(chosen: str | None, server: Share) -> Share:
+    """What a session's LLM sees: its choice (``aggregates`` when it made none), capped by the server's."""
+    level = next((known for known in SHARE_LEVELS if known == chosen), "aggregates")
+    return level if allows(server, level) else server
+
+
+def keep_requests(db: Session, session_id: str, usage: Usage) -> None:
+    """Store the requests counted in ``usage`` with their session, for its owner to read."""
+    db.add_all(LLMRequestRow(session_id=session_id, purpose=sent.purpose, request=sent.request, at=sent.at)
+               for sent in usage.requests)  # fmt: skip
+
+
+def sent_requests(db: Session, session_id: str, owner: str) -> list[LLMRequestRow]:
+    """Every request the session sent to an LLM, oldest first; another owner's session is :class:`NotFound`."""
+    session = db.get(SessionRow, session_id) if len(session_id) <= 32 else None
+    if session is None or session.owner != owner:
+        raise NotFound(f"no session {session_id!r}")
+    query = select(LLMRequestRow).where(LLMRequestRow.session_id == session_id).order_by(LLMRequestRow.id)
+    return list(db.scalars(query))
 
 
 def resolve_id_columns(profile: dict[str, Any], given: list[str], target: str) -> list[str]:

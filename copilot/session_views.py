@@ -98,6 +98,7 @@ def session_view(db: Session, session: SessionRow, registry: Registry) -> Sessio
         score_before=step_metric(scored.before, "score"), score_after=step_metric(scored.after, "score"),
         score_note=score_note(scored, versions),
         error=session.error, guidance=session.guidance, agents=session.agents, llm_usage=session.llm_usage or {},
+        llm_share=session.llm_share or "aggregates",  # type: ignore[arg-type]
         created_at=session.created_at, updated_at=session.updated_at,
     )  # fmt: skip
 

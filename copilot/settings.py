@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from agents.llm import Share
 from copilot.errors import CopilotError
 
 #: Which steps wait for a person: every step, the steps that change data, or none. Exact, lower-case words.
@@ -64,8 +65,11 @@ class Settings(BaseSettings):
         description="The model of the LLM agents; empty: the rule-based agents. The endpoint and key are the "
         "openai SDK's own OPENAI_BASE_URL and OPENAI_API_KEY.",
     )
-    llm_share: Literal["aggregates", "samples"] = Field(
-        "aggregates", description="What the LLM sees: aggregates only, or also a few rows (never identifiers)."
+    llm_share: Share = Field(
+        "aggregates",
+        description="The most a session may let an LLM see, least first: aggregates (counts and coarse statistics, "
+        "no cell value), categories (also the text of common categories), samples (also a few rows, never "
+        "identifiers, free text or dates). A session sees aggregates unless it asks for more.",
     )
     llm_max_calls: int = Field(60, ge=1, description="Most LLM calls per session; then the rule-based agents.")
     llm_max_tokens: int = Field(400_000, ge=1, description="Most LLM tokens per session; then the rule-based agents.")

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr
 
+from agents.llm import Share
 from agents.plan import StepStatus
 from copilot.settings import Policy
 
@@ -63,6 +64,12 @@ class SessionView(BaseModel):
     guidance: dict[str, Any] = Field(default_factory=dict, description="The rules the plan honours.")
     agents: str = Field("rule-based", description="Who planned the last proposal: rule-based or llm:MODEL.")
     llm_usage: dict[str, int] = Field(default_factory=dict, description="LLM calls, tokens and fall-backs so far.")
+    llm_share: Share = Field(
+        "aggregates",
+        description="What an LLM may see of this session's data: aggregates (counts and coarse statistics, no cell "
+        "value), categories (also the text of common categories) or samples (also a few rows). Every request "
+        "sent is at /api/sessions/{id}/llm-requests.",
+    )
     created_at: datetime
     updated_at: datetime
 

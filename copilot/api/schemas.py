@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agents.llm import Share
 from copilot.views import Policy
 
 
@@ -25,6 +26,11 @@ class SessionOptions(_Body):
     policy: Policy | None = Field(None, description="Approval policy; default: the server's COPILOT_POLICY.")
     id_columns: list[str] = Field(
         default_factory=list, description="Identifier columns: a list, or one comma-separated string."
+    )
+    llm_share: Share = Field(
+        "aggregates",
+        description="What an LLM may see of the data: aggregates (counts and coarse statistics), categories (also "
+        "the text of common categories) or samples (also a few rows); at most the server's COPILOT_LLM_SHARE.",
     )
 
     @field_validator("policy", mode="before")

@@ -1,8 +1,6 @@
-"""The pieces the LLM path rests on: the guard, the aggregate summary, and the rule-based backtracking."""
+"""The pieces the LLM path rests on: the guard and the rule-based backtracking (the summary: test_summary.py)."""
 
 from __future__ import annotations
-
-import json
 
 import pandas as pd
 import pytest
@@ -10,9 +8,7 @@ import pytest
 from agents.guard import comply, violations
 from agents.plan import REVERT, Guidance, Observation
 from agents.rule_based import PlanningState, RuleBasedCoordinator
-from agents.summary import summarize
 from agents.worker import ToolCall
-from tests.conftest import messy_table
 from tools.feature_types import profile_table
 
 NO_DROPS = Guidance(allow_row_drops=False, keep_columns=["age"])
@@ -34,19 +30,6 @@ NO_DROPS = Guidance(allow_row_drops=False, keep_columns=["age"])
 def test_the_guard_refuses_exactly_the_calls_that_break_the_rules(tool: str, params: dict, broken: bool) -> None:
     assert bool(violations(ToolCall(tool, params), NO_DROPS)) is broken
     assert violations(ToolCall(tool, comply(tool, params, NO_DROPS)), NO_DROPS) == []
-
-
-def test_the_summary_holds_aggregates_and_no_cell_of_an_identifier_or_text_column() -> None:
-    table = messy_table(200)
-    profile = profile_table(table, target="outcome", id_columns=["record_id"], task="classification")
-    sent = json.dumps(summarize(profile, "outcome", ["record_id"]))
-    assert not any(v in sent for v in table["record_id"]) and not any(v in sent for v in table["note"])
-    assert "evidence" not in sent and "patient reports" not in sent
-    summary = summarize(profile, "outcome", ["record_id"])
-    weight = summary["columns"]["weight"]["stats"]
-    assert weight["median"] == float(f"{table['weight'].median():.3g}")  # rounded to three significant digits
-    assert {v for v, _ in summary["columns"]["city"]["top_values"]} == set(table["city"])
-    assert summary["target"]["class_counts"] == table["outcome"].value_counts().to_dict()
 
 
 def _state(history: list[Observation], current: str | None) -> PlanningState:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from starlette.concurrency import run_in_threadpool
 
+from agents.llm import SHARE_LEVELS
 from copilot.api.deps import EngineDep, OwnerDep, SettingsDep
 from copilot.api.schemas import CreateFromPath
 from copilot.api.uploads import FILE_FIELD, copy_import, receive_upload, resolve_import
@@ -30,6 +31,9 @@ _UPLOAD_BODY: dict[str, Any] = {
                         "policy": {"type": "string", "enum": ["always", "mutating", "never"],
                                    "description": "Approval policy; default: the server's COPILOT_POLICY."},
                         "id_columns": {"type": "string", "description": "Identifier columns, comma-separated."},
+                        "llm_share": {"type": "string", "enum": list(SHARE_LEVELS),
+                                      "description": "What an LLM may see: aggregates (default), categories or "
+                                                     "samples; at most the server's COPILOT_LLM_SHARE."},
                     },
                 }
             }
@@ -46,7 +50,7 @@ async def create_session(request: Request, engine: EngineDep, settings: Settings
     try:
         return await run_in_threadpool(
             engine.create_session, upload.path, upload.filename, options.target, owner,
-            goal=options.goal, policy=options.policy, id_columns=options.id_columns,
+            goal=options.goal, policy=options.policy, id_columns=options.id_columns, llm_share=options.llm_share,
         )  # fmt: skip
     finally:
         upload.path.unlink(missing_ok=True)
@@ -61,7 +65,7 @@ def create_session_from_path(
     copy = copy_import(source, settings.data_dir / "uploads", settings.max_file_mb)
     try:
         return engine.create_session(copy, source.name, body.target, owner, goal=body.goal, policy=body.policy,
-                                     id_columns=body.id_columns)  # fmt: skip
+                                     id_columns=body.id_columns, llm_share=body.llm_share)  # fmt: skip
     finally:
         copy.unlink(missing_ok=True)
 
