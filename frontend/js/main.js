@@ -3,6 +3,7 @@ import { getJSON, postJSON } from "./api.js";
 import { approvalCard } from "./approval.js";
 import { chatPane } from "./chat.js";
 import { renderData } from "./data.js";
+import { llmLog } from "./llm_log.js";
 import { h, showError, clearError } from "./dom.js";
 import { renderPlan } from "./plan.js";
 import { renderStart } from "./start.js";
@@ -26,10 +27,11 @@ function sessionView(id) {
   const plan = h("section", { class: "card plan-pane", "aria-label": "Plan" });
   const approval = h("div", { class: "approval-slot" });
   const data = h("section", { class: "card data-pane", "aria-label": "Data" });
+  const llm = llmLog(id);
   const chat = chatPane(id);
   const title = h("h1", {}, "Session");
   view.replaceChildren(title, h("div", { class: "grid" },
-    h("div", { class: "col" }, approval, plan), h("div", { class: "col" }, chat.element, data)));
+    h("div", { class: "col" }, approval, plan), h("div", { class: "col" }, chat.element, data, llm.element)));
 
   const progress = {};
   const state = { card: null, pendingId: null, version: null, profile: null, refreshing: null, again: false };
@@ -65,6 +67,7 @@ function sessionView(id) {
     renderPlan(plan, session, progress);
     chat.update(messages);
     renderData(data, session, state.profile, refresh);
+    llm.update(session);
   }
 
   // One fetch at a time; events during a fetch cause one more afterwards.

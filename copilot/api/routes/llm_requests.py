@@ -1,0 +1,31 @@
+"""What left for an LLM: every request a session sent, exactly as sent, for its owner to read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from agents.llm import Purpose
+from copilot.api.deps import EngineDep, OwnerDep
+from copilot.planning import sent_requests
+
+router = APIRouter(prefix="/api/sessions/{session_id}", tags=["llm"])
+
+
+class LLMRequestView(BaseModel):
+    id: int
+    purpose: Purpose = Field(description="plan (the coordinator), call (the worker) or reply (a chat answer).")
+    at: datetime
+    request: dict[str, Any] = Field(description="The request as sent: model, messages, and tools or response_format.")
+
+
+@router.get("/llm-requests")
+def llm_requests(session_id: str, engine: EngineDep, owner: OwnerDep) -> list[LLMRequestView]:
+    """Every request this session sent to an LLM, oldest first, failed ones included; empty with the
+    rule-based agents. Another owner's session is a 404."""
+    with engine.store.transaction() as db:
+        rows = sent_requests(db, session_id, owner)
+        return [LLMRequestView.model_validate(row, from_attributes=True) for row in rows]
