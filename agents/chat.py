@@ -8,7 +8,10 @@ forgiven ("ages" finds `age`). Other names need quotes if they hold symbols.
 * Gate actions, only when the whole message is the command: "approve", "yes",
   "ok", "go ahead", "looks good" (approve); "no", "skip", "reject", "skip this
   step" (reject); "undo", "revert", "go back", "undo the last step" (undo);
-  "stop", "quit", "that's enough" (stop).
+  "stop", "quit", "that's enough" (stop); "accept the rules", "use the suggested
+  rules" (accept the rules an LLM suggested). An approval or an acceptance in
+  the chat names what the person saw (the message's ``proposal`` or
+  ``suggestion``); the engine refuses one that does not.
 * Row drops: "don't drop rows", "never drop patients", "keep all rows", "no
   rows should be dropped", "stop dropping rows" forbid them; "you may drop rows
   again", "dropping rows is fine", "rows can be dropped" allow them.
@@ -53,7 +56,7 @@ from pydantic import BaseModel, Field
 from agents.plan import Guidance
 
 Profile = dict[str, Any]
-Action = Literal["approve", "reject", "undo", "stop"]
+Action = Literal["approve", "reject", "undo", "stop", "accept_rules"]
 Bounds = tuple[float | None, float | None]
 
 
@@ -135,6 +138,8 @@ _GATE_WORDS: dict[Action, str] = {
     "reject": r"no|nope|nah|n|skip|reject(?:ed)?|decline|don'?t|do not|don'?t do (?:it|that)|not this one|pass",
     "undo": r"undo|revert|go back|roll ?back|take (?:it|that) back|step back",
     "stop": r"stop|quit|exit|halt|enough|that'?s enough|that is enough|i'?m done|we'?re done|stop here|stop now",
+    "accept_rules": r"(?:accept|apply|use|adopt) (?:the |these |those |your |that |this )?"
+    r"(?:suggested |proposed |new )?(?:rules?|suggestions?)",
 }
 _GATE = {
     action: re.compile(rf"(?:{words}){_GATE_OBJECT}(?: (?:{words}){_GATE_OBJECT})*")

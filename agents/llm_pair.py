@@ -48,14 +48,12 @@ class LLMPair:
             spent.fallbacks += 1
             note = f"The LLM coordinator could not plan ({exc}); the rule-based coordinator planned instead."
             return Proposal(steps=self.rules.plan(state), notes=[note], usage=_minus(spent, usage))
-        if guidance is not None:
-            state = PlanningState(**{**state.__dict__, "guidance": guidance})
         draft = self.rules.plan(state)
         for step in steps[1:]:
             step.params = _suggested(step, draft)
         if steps and steps[0].tool != REVERT:
             steps[0].params = self._prepare(steps[0], state, registry, draft, spent, notes)
-        return Proposal(steps=steps, notes=notes, guidance=guidance, usage=_minus(spent, usage), by=self.name)
+        return Proposal(steps=steps, notes=notes, read_rules=guidance, usage=_minus(spent, usage), by=self.name)
 
     def _prepare(
         self, step: PlanStep, state: PlanningState, registry: Registry, draft: list[PlanStep], spent: Usage,

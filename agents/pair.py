@@ -21,7 +21,9 @@ from tools.registry import Registry
 class Proposal:
     steps: list[PlanStep]
     notes: list[str] = field(default_factory=list)  # told to the human as the assistant's messages
-    guidance: Guidance | None = None  # new guidance the coordinator read from the chat, already checked
+    #: Rules the coordinator read from the chat: a suggestion for the person (``agents.rules``), never in force
+    #: by itself; the steps and their parameters honour the rules in force.
+    read_rules: Guidance | None = None
     usage: Usage = field(default_factory=Usage)  # what this proposal cost, to add to the session's
     by: str = "rule-based"
 

@@ -10,7 +10,11 @@ from pydantic import BaseModel, Field
 #: data to the version before step KEY, which must be the step that made the current version.
 REVERT = "revert"
 
-StepStatus = Literal["proposed", "awaiting_approval", "running", "done", "failed", "rejected", "skipped", "reverted"]
+#: ``superseded``: shown at the gate, then withdrawn because the plan was re-made; kept so that its id and
+#: proposal are never reused, and left out of the plan the person sees.
+StepStatus = Literal[
+    "proposed", "awaiting_approval", "running", "done", "failed", "rejected", "skipped", "reverted", "superseded"
+]
 
 
 class PlanStep(BaseModel):

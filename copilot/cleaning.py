@@ -94,10 +94,10 @@ def _answer(engine: Engine, session_id: str, step: PendingStep, approver: Approv
     decision = approver(step, columns)
     if decision.action == "approve":
         try:
-            engine.approve(session_id, step.id, OWNER, decision.params)
+            engine.approve(session_id, step.id, OWNER, step.proposal, decision.params)
         except InvalidParams as exc:  # recorded as the reason, and the plan moves on
-            engine.reject(session_id, step.id, OWNER, f"not run: {exc}")
+            engine.reject(session_id, step.id, OWNER, step.proposal, f"not run: {exc}")
     elif decision.action == "skip":
-        engine.reject(session_id, step.id, OWNER, "skipped at the terminal")
+        engine.reject(session_id, step.id, OWNER, step.proposal, "skipped at the terminal")
     else:
         engine.stop(session_id, OWNER)

@@ -14,6 +14,7 @@ coordinator may propose them again; sessions waiting at a gate stay there.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import threading
@@ -28,21 +29,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agents.chat import interpret
-from agents.llm import Usage
+from agents.llm import Share, Usage
 from agents.pair import AgentPair, Proposal
 from agents.plan import REVERT, Guidance
-from agents.worker import ToolCallError, validate_call
+from agents.rules import RuleSuggestion, suggest
+from agents.worker import ToolCallError
+from copilot import gate
 from copilot import session_views as views
-from copilot.errors import Conflict, InvalidParams, NotFound
+from copilot.errors import Conflict, InvalidParams, NotFound, RuleViolation, Stale
 from copilot.events import EventBus
 from copilot.factory import make_agents, make_sandbox
 from copilot.loading import load_table
 from copilot.pipeline import PipelineSpec
-from copilot.planning import Planner
+from copilot.planning import Planner, check_share, keep_requests
 from copilot.script import render_script
 from copilot.settings import Settings
 from copilot.step_runner import StepRunner
-from copilot.store import ApprovalRow, EventRow, MessageRow, SessionRow, StepRow, Store, VersionRow, now
+from copilot.store import EventRow, MessageRow, SessionRow, StepRow, Store, VersionRow, now
 from copilot.validation import check_guidance, check_table
 from copilot.versions import VersionStore
 from copilot.views import EventView, MessageView, Policy, SessionView, VersionView
@@ -70,6 +73,7 @@ class Engine:
         self.isolation = "unknown"
         self._lock = threading.RLock()  # one writer at a time: the gate's checks and its commit are atomic
         self._local = threading.local()  # events of the transaction in progress, per thread
+        self._cancels: dict[int, threading.Event] = {}  # steps marked running, until their run ends
         self._executor = ThreadPoolExecutor(max_workers=settings.max_running_steps, thread_name_prefix="step")
         self._planning = ThreadPoolExecutor(max_workers=4, thread_name_prefix="plan")  # LLM calls, off the gate
         self.agents = agents or make_agents(settings)
@@ -115,8 +119,10 @@ class Engine:
     def create_session(
         self, file: Path, filename: str, target: str, owner: str, goal: str = "",
         policy: Policy | None = None, id_columns: list[str] | None = None, guidance: Guidance | None = None,
+        llm_share: Share = "aggregates",
     ) -> SessionView:  # fmt: skip
         """Read the upload, check it, store version 0 and start planning. Nothing is kept on error."""
+        check_share(llm_share, self.settings.llm_share)
         guidance = (guidance or Guidance()).model_copy(update={"goal": goal} if goal else {})
         session_id = uuid.uuid4().hex
         folder = self.settings.data_dir / "uploads" / session_id
@@ -140,13 +146,14 @@ class Engine:
                 id=session_id, owner=owner, state="created", target=target, task=task, goal=guidance.goal,
                 policy=policy or self.settings.policy, source=source.name, source_format=loaded.source.__dict__,
                 id_columns=ids, guidance=guidance.model_dump(), version=first.id, last_seq=0,
-                agents=self.agents.name,
+                agents=self.agents.name, llm_share=llm_share,
             )  # fmt: skip
             db.add(session)
             db.flush()  # the rows below refer to it
             db.add(VersionRow(session_id=session_id, id=first.id, blob=first.blob, n_rows=first.n_rows,
                               n_columns=first.n_columns, profile=profile))  # fmt: skip
             if rules is not None and rules.changes:
+                self._set_rules(db, session, guidance, rules.changes, by="you, in the goal")
                 self._say(db, session, "From your goal: " + " ".join(rules.changes))
             self._set_state(db, session, "planning")
         self._schedule(session_id)
@@ -168,37 +175,46 @@ class Engine:
 
     # -- the gate -----------------------------------------------------------------------------
 
-    def approve(self, session_id: str, step_id: int, owner: str, params: dict[str, Any] | None = None) -> SessionView:
-        """Approve the pending step (with edited params); a second approval changes nothing."""
+    def approve(
+        self, session_id: str, step_id: int, owner: str, proposal: str, params: dict[str, Any] | None = None
+    ) -> SessionView:
+        """Approve the pending step, named by its ``proposal`` id, with its parameters or edited ones.
+
+        The edited or proposed call must pass the tool's schema and the guard of the rules in force. A
+        proposal that is no longer pending is :class:`Stale` and nothing runs; approving the same
+        proposal again (a retried request) changes nothing."""
         with self._write() as db:
             session = self._owned(db, session_id, owner)
-            step = self._step(db, session, step_id)
-            if step.status in {"running", "done", "failed"} and self._approved(db, session, step):
+            answered = gate.answered(db, session, step_id, proposal, "approve")
+            if answered is not None:
+                if params is not None and not gate.same_params(db, self.registry, answered, params):
+                    raise Conflict(f"proposal {proposal!r} was already approved with other parameters "
+                                   f"({json.dumps(answered.params, sort_keys=True)}); nothing more runs")  # fmt: skip
                 return views.session_view(db, session, self.registry)
-            if step.status != "awaiting_approval" or session.state != "awaiting_approval":
-                raise Conflict(f"step {step_id} ({step.tool}) is {step.status}, not awaiting approval")
+            step = gate.pending(db, session, step_id, proposal, self.registry)
             if step.tool == REVERT:
-                db.add(ApprovalRow(session_id=session.id, step_id=step.id, decision="approve",
-                                   params=step.params, owner=owner))  # fmt: skip
+                gate.record(db, session, step, "approve", owner, params=step.params)
                 self._revert(db, session, step)
             else:
                 self._approve_call(db, session, step, params, owner)
         if step.tool == REVERT:
             self._schedule(session_id)
         else:
-            self._executor.submit(self._run, session_id, step_id)
+            self._submit_run(session_id, step_id)
         return self.get_session(session_id, owner)
 
     def _approve_call(
         self, db: Session, session: SessionRow, step: StepRow, params: dict[str, Any] | None, owner: str
     ) -> None:
-        columns = list(db.get_one(VersionRow, (session.id, session.version)).profile["columns"])
         try:
-            call = validate_call(self.registry, step.tool, step.params if params is None else params, columns)
+            call = gate.checked_call(db, session, self.registry, step.tool, step.params if params is None else params)
         except ToolCallError as exc:
             raise InvalidParams(str(exc), exc.errors) from None
-        db.add(ApprovalRow(session_id=session.id, step_id=step.id, decision="approve",
-                           params=call.params, owner=owner))  # fmt: skip
+        broken = gate.broken_rules(session, call)
+        if broken:
+            raise RuleViolation(f"not run: {'; '.join(broken)}. Change the parameters, or change the rule first "
+                                "(say it in the chat).", [{"loc": ["params"], "msg": b} for b in broken])  # fmt: skip
+        gate.record(db, session, step, "approve", owner, params=call.params)
         step.params = call.params
         self._start_step(db, session, step)
 
@@ -222,25 +238,49 @@ class Engine:
                                                       "summary": step.result["summary"]})  # fmt: skip
         self._set_state(db, session, "planning")
 
-    def reject(self, session_id: str, step_id: int, owner: str, reason: str) -> SessionView:
+    def reject(self, session_id: str, step_id: int, owner: str, proposal: str, reason: str) -> SessionView:
+        """Refuse the pending step, named by its ``proposal`` id; the coordinator re-plans with the reason."""
         with self._write() as db:
             session = self._owned(db, session_id, owner)
-            step = self._step(db, session, step_id)
-            if step.status != "awaiting_approval":
-                raise Conflict(f"step {step_id} ({step.tool}) is {step.status}, not awaiting approval")
-            db.add(ApprovalRow(session_id=session.id, step_id=step.id, decision="reject", reason=reason, owner=owner))
+            if gate.answered(db, session, step_id, proposal, "reject") is not None:
+                return views.session_view(db, session, self.registry)
+            step = gate.pending(db, session, step_id, proposal, self.registry)
+            gate.record(db, session, step, "reject", owner, reason=reason)
             step.status, step.error, step.finished_at = "rejected", reason, now()
             self._emit(db, session, "message", {"role": "user", "text": f"Rejected {step.tool}: {reason}"})
             self._set_state(db, session, "planning")
         self._schedule(session_id)
         return self.get_session(session_id, owner)
 
-    def undo(self, session_id: str, owner: str) -> SessionView:
-        """Go back to the parent of the current version; the step that made it becomes ``reverted``."""
+    def accept_rules(self, session_id: str, owner: str, suggestion: str) -> SessionView:
+        """Put the rules an LLM suggested in force, named by the suggestion's id; only what still tightens
+        the rules in force applies (the person may have changed them since)."""
         with self._write() as db:
             session = self._owned(db, session_id, owner)
-            if session.state == "running":
-                raise Conflict("a step is running; wait for it to finish before undoing")
+            pending = views.suggested_rules(session)
+            if pending is None or pending.id != suggestion:
+                raise Stale(f"the rule suggestion {suggestion!r} is not waiting for you, so nothing changed",
+                            pending.model_dump() if pending else None)  # fmt: skip
+            current = Guidance.model_validate(session.guidance)
+            guidance, changes, _ = suggest(current, pending.guidance)
+            session.rule_suggestion = {**(session.rule_suggestion or {}), "suggestion": None}
+            self._set_rules(db, session, guidance, changes, by="you, accepting the LLM's suggestion")
+            self._say(db, session, f"Accepted the suggested rules: {'; '.join(changes) or 'nothing left to change'}.")
+            replan = self._reopen(db, session)
+        if replan:
+            self._schedule(session_id)
+        return self.get_session(session_id, owner)
+
+    def undo(self, session_id: str, owner: str) -> SessionView:
+        """Go back to the parent of the current version; the step that made it becomes ``reverted``.
+
+        Refused while a step runs (its result would land on the undone version). A stopped or failed
+        session stays so; any other goes back to planning."""
+        with self._write() as db:
+            session = self._owned(db, session_id, owner)
+            running = gate.running_step(db, session)
+            if running is not None:
+                raise Conflict(f"step {running.id} ({running.tool}) is running; wait for it to finish before undoing")
             current = db.get_one(VersionRow, (session.id, session.version))
             if current.parent is None:
                 raise Conflict("this is the first version; there is nothing to undo")
@@ -248,11 +288,17 @@ class Engine:
                 db.get_one(StepRow, current.step_id).status = "reverted"
             session.version = current.parent
             self._emit(db, session, "version_created", {"version": current.parent, "undo_of": current.id})
-            self._set_state(db, session, "planning")
-        self._schedule(session_id)
+            replan = session.state not in {"stopped", "failed"}
+            if replan:
+                self._drop_proposed(db, session)
+                self._set_state(db, session, "planning")
+        if replan:
+            self._schedule(session_id)
         return self.get_session(session_id, owner)
 
     def stop(self, session_id: str, owner: str) -> SessionView:
+        """Stop for good: nothing more is proposed or run, and a running step is cancelled (its result,
+        should it still arrive, is discarded)."""
         with self._write() as db:
             session = self._owned(db, session_id, owner)
             if session.state not in FINAL_STATES:
@@ -261,13 +307,21 @@ class Engine:
                     step.status, step.finished_at = "skipped", now()
                 self._drop_proposed(db, session)
                 self._set_state(db, session, "stopped")
+            running = gate.running_step(db, session)
+        if running is not None and running.id in self._cancels:
+            self._cancels[running.id].set()
         return self.get_session(session_id, owner)
 
     # -- messages, versions, exports ----------------------------------------------------------
 
-    def post_message(self, session_id: str, owner: str, text: str) -> MessageView:
+    def post_message(
+        self, session_id: str, owner: str, text: str, proposal: str | None = None, suggestion: str | None = None
+    ) -> MessageView:
         """Store the human's message and act on it: a gate action, new rules (the plan is re-made to
-        honour them), or a question answered from the profile (or by the LLM, when one is set up)."""
+        honour them), or a question answered from the profile (or by the LLM, when one is set up).
+
+        "approve" or "reject" act only on the proposal the message names (``proposal``: the card the
+        person saw), "accept the rules" only on the suggestion it names."""
         with self._write() as db:
             session = self._owned(db, session_id, owner)
             message = MessageRow(session_id=session.id, role="user", text=text)
@@ -279,7 +333,7 @@ class Engine:
             reading = interpret(text, Guidance.model_validate(session.guidance), version.profile, session.target)
             replan = reading.guidance.model_dump() != session.guidance
             if replan:
-                session.guidance = reading.guidance.model_dump()
+                self._set_rules(db, session, reading.guidance, reading.changes, by="you, in the chat")
             said = " ".join([*reading.changes, *([reading.answer] if reading.answer else [])])
             if said:
                 self._say(db, session, said)
@@ -288,7 +342,7 @@ class Engine:
             for_llm = not reading.understood and not self.agents.instant  # it may hold rules the LLM can read
             replan = (replan or for_llm) and self._reopen(db, session)
         if reading.action is not None:
-            self._chat_action(session_id, owner, reading.action, text)
+            self._chat_action(session_id, owner, reading.action, text, proposal, suggestion)
         elif not reading.understood and not self.agents.instant:
             self._planning.submit(self._llm_reply, session_id, text, replan)
         elif replan:
@@ -303,23 +357,33 @@ class Engine:
         self._set_state(db, session, "planning")
         return True
 
-    def _chat_action(self, session_id: str, owner: str, action: str, text: str) -> None:
-        """approve / reject / undo / stop, said in the chat; a message says when there is nothing to act on."""
+    def _chat_action(
+        self, session_id: str, owner: str, action: str, text: str, proposal: str | None, suggestion: str | None
+    ) -> None:
+        """A gate action said in the chat; a message says when there is nothing to act on, or when the
+        message does not name what the person saw."""
         try:
             pending = self.get_session(session_id, owner).pending_step
             if action == "undo":
                 self.undo(session_id, owner)
             elif action == "stop":
                 self.stop(session_id, owner)
+            elif action == "accept_rules":
+                if suggestion is None:
+                    raise Conflict("the message does not say which suggestion you saw; use its Accept button")
+                self.accept_rules(session_id, owner, suggestion)
             elif pending is None:
                 raise Conflict(f"no step is waiting for approval, so there is nothing to {action}")
+            elif proposal is None:
+                raise Conflict(f"the message does not say which proposal you saw, so I will not {action} "
+                               f"{pending.tool} unseen; use the card's buttons")  # fmt: skip
             elif action == "approve":
-                self.approve(session_id, pending.id, owner)
+                self.approve(session_id, pending.id, owner, proposal)
             else:
-                self.reject(session_id, pending.id, owner, text)
-        except Conflict as exc:
+                self.reject(session_id, pending.id, owner, proposal, text)
+        except (Conflict, InvalidParams) as exc:
             with self._write() as db:
-                self._say(db, db.get_one(SessionRow, session_id), f"I could not {action}: {exc}.")
+                self._say(db, db.get_one(SessionRow, session_id), f"I could not {action.replace('_', ' ')}: {exc}.")
 
     def _llm_reply(self, session_id: str, text: str, replan: bool) -> None:
         """Planning thread: the LLM answers a message the rule-based reader did not understand; then
@@ -332,7 +396,8 @@ class Engine:
             session = db.get_one(SessionRow, session_id)
             if answer is not None:
                 session.llm_usage = usage_after(session, answer[1])
-            self._say(db, session, answer[0] if answer else "The LLM could not answer; " + CHAT_HELP)
+                keep_requests(db, session.id, answer[1])
+            self._say(db, session, answer[0] if answer and answer[0] else "The LLM could not answer; " + CHAT_HELP)
         if replan:
             self._advance(session_id)
 
@@ -409,7 +474,7 @@ class Engine:
             if outcome == "run":
                 continue
             if isinstance(outcome, int):
-                self._executor.submit(self._run, session_id, outcome)
+                self._submit_run(session_id, outcome)
             if outcome != "stale":
                 return
         log.warning("session %s kept changing while it was planned; left in planning", session_id)
@@ -420,6 +485,7 @@ class Engine:
         with self._write() as db:
             session = db.get_one(SessionRow, session_id)
             session.llm_usage = usage_after(session, proposal.usage)
+            keep_requests(db, session.id, proposal.usage)
             if session.state != "planning":
                 return None
             if session.last_seq != mark:
@@ -427,15 +493,17 @@ class Engine:
             session.agents = proposal.by
             for note in proposal.notes:
                 self._say(db, session, note)
-            if proposal.guidance is not None:
-                session.guidance = proposal.guidance.model_dump()
+            if proposal.read_rules is not None:
+                self._suggest_rules(db, session, proposal.read_rules)
             self._drop_proposed(db, session)
             first = self._add_plan(db, session, proposal.steps)
             self._emit(db, session, "plan_updated", {"steps": [s.model_dump() for s in proposal.steps]})
             if first is None:
                 self._set_state(db, session, "done")
-            elif self._needs_approval(session.policy, first.tool):
-                first.status = "awaiting_approval"
+            elif first.tool != REVERT and self._refused(db, session, first):
+                return "run"
+            elif gate.needs_approval(self.registry, session.policy, first.tool):
+                first.status, first.proposal = "awaiting_approval", uuid.uuid4().hex
                 self._set_state(db, session, "awaiting_approval")
                 self._emit(db, session, "approval_requested", views.pending_data(first, self.registry))
             elif first.tool == REVERT:
@@ -446,8 +514,33 @@ class Engine:
                 return first.id
         return None
 
+    def _refused(self, db: Session, session: SessionRow, step: StepRow) -> bool:
+        """Check the agents' call before anyone sees or runs it. A valid one gets its parameters in full
+        (defaults filled), so the person sees exactly what would run. One that fails its schema or breaks a
+        rule in force (the agents' bug, not the person's) fails, with the reason; the coordinator plans
+        around it."""
+        try:
+            call = gate.checked_call(db, session, self.registry, step.tool, step.params)
+        except ToolCallError as exc:
+            broken = [str(exc)]
+        else:
+            broken = gate.broken_rules(session, call)
+            step.params = call.params
+        if not broken:
+            return False
+        step.status, step.finished_at, step.error = "failed", now(), "not run: " + "; ".join(broken)
+        self._emit(db, session, "step_failed", {"step_id": step.id, "tool": step.tool, "error": step.error})
+        self._set_state(db, session, "planning")
+        return True
+
+    def _submit_run(self, session_id: str, step_id: int) -> None:
+        """Queue a step marked running; :meth:`stop` cancels it through its event, queued or running."""
+        self._cancels[step_id] = threading.Event()
+        self._executor.submit(self._run, session_id, step_id)
+
     def _run(self, session_id: str, step_id: int) -> None:
         """Executor thread: run one step in the sandbox, record the outcome, move on."""
+        cancel = self._cancels.get(step_id) or threading.Event()
         try:
             with self.store.transaction() as db:
                 session, step = db.get_one(SessionRow, session_id), db.get_one(StepRow, step_id)
@@ -458,9 +551,11 @@ class Engine:
                     session_id, "progress", {"step_id": step_id, "fraction": fraction, "message": message}
                 )
 
-            outcome, output = self.runner.run(call, progress)
+            outcome, output = self.runner.run(call, progress, cancel)
             with self._write() as db:
                 session, step = db.get_one(SessionRow, session_id), db.get_one(StepRow, step_id)
+                if session.state == "stopped" or cancel.is_set():
+                    outcome, output = self.runner.discarded(outcome, output)
                 self.runner.record(db, session, step, outcome, output, self._emit)
                 if session.state == "running":
                     self._set_state(db, session, "planning")
@@ -468,6 +563,8 @@ class Engine:
         except Exception:  # a bug of ours must not kill the executor thread silently
             log.exception("step %s of session %s crashed the engine", step_id, session_id)
             self._fail_session(session_id, step_id)
+        finally:
+            self._cancels.pop(step_id, None)
 
     def _fail_session(self, session_id: str, step_id: int) -> None:
         with self._write() as db:
@@ -484,27 +581,35 @@ class Engine:
             raise NotFound(f"no session {session_id!r}")
         return session
 
-    def _step(self, db: Session, session: SessionRow, step_id: int) -> StepRow:
-        step = db.get(StepRow, step_id)
-        if step is None or step.session_id != session.id:
-            raise NotFound(f"session {session.id} has no step {step_id}")
-        return step
-
-    def _approved(self, db: Session, session: SessionRow, step: StepRow) -> bool:
-        """Whether the step ran with the human's consent: an approval on record, or none needed."""
-        if not self._needs_approval(session.policy, step.tool):
-            return True
-        query = select(ApprovalRow).where(ApprovalRow.step_id == step.id, ApprovalRow.decision == "approve")
-        return db.scalars(query).first() is not None
-
-    def _needs_approval(self, policy: str, tool: str) -> bool:
-        mutates = tool == REVERT or self.registry.get(tool).mutates
-        return policy == "always" or (policy == "mutating" and mutates)
-
     def _start_step(self, db: Session, session: SessionRow, step: StepRow) -> None:
+        running = gate.running_step(db, session)
+        if running is not None:  # the state machine never gets here; refuse rather than run two at once
+            raise Conflict(f"step {running.id} ({running.tool}) is still running")
         step.status, step.started_at, step.version_before = "running", now(), session.version
         self._set_state(db, session, "running")
         self._emit(db, session, "step_started", {"step_id": step.id, "tool": step.tool, "params": step.params})
+
+    def _suggest_rules(self, db: Session, session: SessionRow, read: Guidance) -> None:
+        """Rules the LLM read from the chat: what tightens the rules in force waits for the person's
+        acceptance; what would loosen them is refused and said. The same reading is told once."""
+        stored = session.rule_suggestion or {}
+        if stored.get("read") == read.model_dump():
+            return
+        tightened, changes, refused = suggest(Guidance.model_validate(session.guidance), read)
+        pending = RuleSuggestion(id=uuid.uuid4().hex, guidance=tightened, changes=changes) if changes else None
+        session.rule_suggestion = {"read": read.model_dump(), "suggestion": pending.model_dump() if pending else None}
+        if refused:
+            self._say(db, session, f"The LLM read in your messages a wish {'; '.join(refused)}. Your rules stay "
+                                   "as they are: change them yourself in the chat if you mean it.")  # fmt: skip
+        if pending is not None:
+            self._emit(db, session, "rules_suggested", pending.model_dump())
+            self._say(db, session, f"The LLM suggests these rules: {'; '.join(changes)}. They apply only once you "
+                                   "accept them (say \"accept the rules\", or use the Accept button).")  # fmt: skip
+
+    def _set_rules(self, db: Session, session: SessionRow, guidance: Guidance, changes: list[str], by: str) -> None:
+        """Every change to the rules in force goes through here, and is an event."""
+        session.guidance = guidance.model_dump()
+        self._emit(db, session, "rules_changed", {"guidance": session.guidance, "changes": changes, "by": by})
 
     def _add_plan(self, db: Session, session: SessionRow, plan: list[Any]) -> StepRow | None:
         last = db.scalars(select(StepRow.position).where(StepRow.session_id == session.id)
@@ -516,11 +621,15 @@ class Engine:
         return rows[0] if rows else None
 
     def _drop_proposed(self, db: Session, session: SessionRow) -> None:
-        """Steps that never ran are re-planned from scratch; nothing that ran is touched."""
+        """Steps that never ran are re-planned from scratch; nothing that ran is touched. A step shown at
+        the gate is kept as ``superseded``, so its id is never given to another step."""
         query = select(StepRow).where(StepRow.session_id == session.id,
                                       StepRow.status.in_(["proposed", "awaiting_approval"]))  # fmt: skip
         for step in db.scalars(query):
-            db.delete(step)
+            if step.status == "awaiting_approval":
+                step.status, step.finished_at = "superseded", now()
+            else:
+                db.delete(step)
 
     def _set_state(self, db: Session, session: SessionRow, state: str) -> None:
         session.state = state

@@ -34,9 +34,23 @@ class Conflict(CopilotError):
     """The action does not fit the current state (e.g. approving a rejected step)."""
 
 
+class Stale(Conflict):
+    """An approval, rejection or acceptance names a proposal that is no longer pending; nothing ran.
+
+    ``pending`` is what waits for the person now (None when nothing does), so a client can show it."""
+
+    def __init__(self, message: str, pending: dict[str, object] | None) -> None:
+        super().__init__(message)
+        self.pending = pending
+
+
 class InvalidParams(CopilotError):
     """Edited parameters that fail the tool's schema or name unknown columns."""
 
     def __init__(self, message: str, errors: list[dict[str, object]]) -> None:
         super().__init__(message)
         self.errors = errors
+
+
+class RuleViolation(InvalidParams):
+    """A call whose parameters break a rule the person set; the message quotes the rule."""

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agents.plan import REVERT
+from agents.rules import RuleSuggestion
 from copilot.pipeline import PipelineSpec, PipelineStep, RowChanges, Source
 from copilot.store import EventRow, MessageRow, SessionRow, StepRow, VersionRow
 from copilot.views import EventView, MessageView, PendingStep, SessionView, StepView, VersionView
@@ -21,7 +22,9 @@ REVERT_SCHEMA = {"type": "object", "title": "revert", "properties": {"step": {"t
 
 
 def steps_of(db: Session, session: SessionRow) -> list[StepRow]:
-    query = select(StepRow).where(StepRow.session_id == session.id).order_by(StepRow.position)
+    """The plan as the person sees it: every step but those withdrawn from the gate by a re-plan."""
+    query = select(StepRow).where(StepRow.session_id == session.id, StepRow.status != "superseded")
+    query = query.order_by(StepRow.position)
     return list(db.scalars(query))
 
 
@@ -38,8 +41,8 @@ def step_view(step: StepRow) -> StepView:
 
 def pending_data(step: StepRow, registry: Registry) -> dict[str, Any]:
     schema = REVERT_SCHEMA if step.tool == REVERT else registry.get(step.tool).schema()
-    return PendingStep(id=step.id, tool=step.tool, params=step.params, rationale=step.rationale,
-                       params_schema=schema).model_dump()  # fmt: skip
+    return PendingStep(id=step.id, proposal=step.proposal or "", tool=step.tool, params=step.params,
+                       rationale=step.rationale, params_schema=schema).model_dump()  # fmt: skip
 
 
 #: The key of the score of the data as uploaded; every other ``evaluate:*`` step scores cleaned data.
@@ -97,10 +100,17 @@ def session_view(db: Session, session: SessionRow, registry: Registry) -> Sessio
         pending_step=PendingStep.model_validate(pending_data(pending, registry)) if pending else None,
         score_before=step_metric(scored.before, "score"), score_after=step_metric(scored.after, "score"),
         score_note=score_note(scored, versions),
-        error=session.error, guidance=session.guidance, agents=session.agents, llm_usage=session.llm_usage or {},
+        error=session.error, guidance=session.guidance, rule_suggestion=suggested_rules(session),
+        agents=session.agents, llm_usage=session.llm_usage or {},
         llm_share=session.llm_share or "aggregates",  # type: ignore[arg-type]
         created_at=session.created_at, updated_at=session.updated_at,
     )  # fmt: skip
+
+
+def suggested_rules(session: SessionRow) -> RuleSuggestion | None:
+    """The rules an LLM suggested that wait for the person's acceptance, if any."""
+    pending = (session.rule_suggestion or {}).get("suggestion")
+    return RuleSuggestion.model_validate(pending) if pending else None
 
 
 def message_view(message: MessageRow) -> MessageView:

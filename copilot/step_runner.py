@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from sqlalchemy.orm import Session
 
+from agents.guard import output_violations
+from agents.plan import Guidance
 from copilot.pipeline import row_changes
 from copilot.store import SessionRow, StepRow, VersionRow, now
 from copilot.versions import Version, VersionStore
@@ -29,6 +32,8 @@ class StepCall:
     input_path: Path
     ctx: CallContext
     train_only: bool
+    mutates: bool
+    guidance: Guidance  # the rules in force when the step started: its output must honour them
 
 
 @dataclass(frozen=True)
@@ -51,20 +56,46 @@ class StepRunner:
         version = db.get_one(VersionRow, (session.id, session.version))
         types = {col: info["type"] for col, info in version.profile["columns"].items()}
         ctx = CallContext(session.target, list(session.id_columns), types, session.task, self.seed)
+        tool = self.registry.get(step.tool)
         return StepCall(step.id, step.tool, dict(step.params), version.id, self.versions.blob_path(version.blob), ctx,
-                        self.registry.get(step.tool).train_only)  # fmt: skip
+                        tool.train_only, tool.mutates, Guidance.model_validate(session.guidance))  # fmt: skip
 
-    def run(self, call: StepCall, progress: ProgressFn) -> tuple[SandboxOutcome, StepOutput]:
-        outcome = self.sandbox.run(call.tool, call.input_path, call.params, call.ctx, on_progress=progress)
+    def run(
+        self, call: StepCall, progress: ProgressFn, cancel: threading.Event | None = None
+    ) -> tuple[SandboxOutcome, StepOutput]:
+        """Run the call in the sandbox; a table it leaves becomes a version only if the tool is registered
+        as changing data and the table honours the rules in force. Otherwise the step fails and nothing
+        changes, whatever the tool's own output says."""
+        outcome = self.sandbox.run(call.tool, call.input_path, call.params, call.ctx, on_progress=progress,
+                                   cancel=cancel)  # fmt: skip
         if not outcome.ok or outcome.table_path is None:
             return outcome, StepOutput(None, None, None)
+        if not call.mutates:
+            return self._refuse(outcome, f"{call.tool} is registered as read-only (mutates=False) but returned a "
+                                         "table; nothing was changed")  # fmt: skip
         table = pd.read_parquet(outcome.table_path)
-        changes = row_changes(pd.read_parquet(call.input_path), table).model_dump() if call.train_only else None
+        before = pd.read_parquet(call.input_path)
+        broken = output_violations(before, table, call.guidance, call.ctx.target)
+        if broken:
+            return self._refuse(outcome, f"{call.tool}'s result breaks your rules ({'; '.join(broken)}); "
+                                         "nothing was changed")  # fmt: skip
+        changes = row_changes(before, table).model_dump() if call.train_only else None
         version = self.versions.add_file(outcome.table_path, parent=call.parent, step=call.step_id, tool=call.tool,
                                          params=call.params)  # fmt: skip
         self.sandbox.discard(outcome)
         profile = profile_table(table, target=call.ctx.target, id_columns=call.ctx.id_columns, task=call.ctx.task)
         return outcome, StepOutput(version, profile, changes)
+
+    def discarded(self, outcome: SandboxOutcome, output: StepOutput) -> tuple[SandboxOutcome, StepOutput]:
+        """The outcome of a step whose session was stopped while it ran: nothing it made is kept."""
+        if outcome.ok or outcome.error_kind == "cancelled":
+            outcome = replace(outcome, ok=False, result={}, table_path=None, error_kind="cancelled",
+                              error="the session was stopped while the step ran; nothing it made was kept")  # fmt: skip
+        return outcome, StepOutput(None, None, None)
+
+    def _refuse(self, outcome: SandboxOutcome, error: str) -> tuple[SandboxOutcome, StepOutput]:
+        self.sandbox.discard(outcome)
+        return replace(outcome, ok=False, table_path=None, error=error, error_kind="tool"), StepOutput(None, None, None)
 
     def record(
         self, db: Session, session: SessionRow, step: StepRow, outcome: SandboxOutcome, output: StepOutput, emit: Emit

@@ -64,6 +64,9 @@ class SessionRow(Base):
     last_seq: Mapped[int] = mapped_column(default=0)
     agents: Mapped[str] = mapped_column(String(128), default="rule-based")  # who planned the last proposal
     llm_usage: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    llm_share: Mapped[str | None] = mapped_column(String(16), default=None)  # what its LLM sees; None: aggregates
+    #: Rules an LLM read from the chat, waiting for the person to accept them (``agents.rules.RuleSuggestion``).
+    rule_suggestion: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
 
@@ -79,6 +82,8 @@ class StepRow(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     rationale: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(32))
+    #: Set when the step reaches the gate: a fresh random id, never reused, that an approval must name.
+    proposal: Mapped[str | None] = mapped_column(String(32), default=None, unique=True)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     interrupted: Mapped[bool] = mapped_column(default=False)
@@ -95,6 +100,7 @@ class ApprovalRow(Base):
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
     step_id: Mapped[int] = mapped_column(ForeignKey("steps.id"), index=True)
     decision: Mapped[str] = mapped_column(String(16))
+    proposal: Mapped[str | None] = mapped_column(String(32), default=None)  # the proposal it answered
     params: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     owner: Mapped[str] = mapped_column(String(64))
@@ -118,6 +124,18 @@ class MessageRow(Base):
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
     role: Mapped[str] = mapped_column(String(16))
     text: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=now)
+
+
+class LLMRequestRow(Base):
+    """A request exactly as it was sent to an LLM endpoint, kept with its session for its owner to read."""
+
+    __tablename__ = "llm_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(32))  # plan, call or reply
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(default=now)
 
 

@@ -9,12 +9,13 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from agents.llm import Share
 from agents.plan import StepStatus
+from agents.rules import RuleSuggestion
 from copilot.settings import Policy
 
 SessionState = Literal["created", "profiling", "planning", "awaiting_approval", "running", "done", "stopped", "failed"]
 EventType = Literal[
     "session_state", "plan_updated", "approval_requested", "step_started", "progress", "step_finished",
-    "step_failed", "message", "token", "version_created", "error",
+    "step_failed", "message", "token", "version_created", "error", "rules_changed", "rules_suggested",
 ]  # fmt: skip
 
 
@@ -37,9 +38,10 @@ class StepView(BaseModel):
 
 
 class PendingStep(BaseModel):
-    """The step waiting for a human: approve (optionally with edited params) or reject."""
+    """The step waiting for a human: approve (optionally with edited params) or reject, naming ``proposal``."""
 
     id: int
+    proposal: str = Field(description="This proposal's id, never reused: an approval or rejection must name it.")
     tool: str
     params: dict[str, Any]
     rationale: str
@@ -62,6 +64,9 @@ class SessionView(BaseModel):
     score_note: str | None = Field(None, description="Why the two scores are not on the same rows, when they are not.")
     error: str | None = None
     guidance: dict[str, Any] = Field(default_factory=dict, description="The rules the plan honours.")
+    rule_suggestion: RuleSuggestion | None = Field(
+        None, description="Rules an LLM read from the chat, waiting for the person to accept them by their id."
+    )
     agents: str = Field("rule-based", description="Who planned the last proposal: rule-based or llm:MODEL.")
     llm_usage: dict[str, int] = Field(default_factory=dict, description="LLM calls, tokens and fall-backs so far.")
     llm_share: Share = Field(

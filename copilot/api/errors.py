@@ -14,7 +14,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from copilot.errors import Conflict, CopilotError, InputFileError, InvalidParams, NotFound, PipelineError, TableError
+from copilot.errors import (
+    Conflict,
+    CopilotError,
+    InputFileError,
+    InvalidParams,
+    NotFound,
+    PipelineError,
+    Stale,
+    TableError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +44,12 @@ def status_for(exc: CopilotError) -> int:
 
 
 def error_data(exc: CopilotError) -> dict[str, Any]:
-    """``{"detail": ...}``, with the field errors of invalid parameters."""
+    """``{"detail": ...}``, with the field errors of invalid parameters, or what is pending now for a stale
+    approval."""
     if isinstance(exc, InvalidParams):
         return {"detail": str(exc), "errors": exc.errors}
+    if isinstance(exc, Stale):
+        return {"detail": str(exc), "pending": exc.pending}
     return {"detail": str(exc)}
 
 

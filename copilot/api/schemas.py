@@ -52,18 +52,36 @@ class CreateFromPath(SessionOptions):
     )
 
 
+ProposalId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
+
+
 class ApproveRequest(_Body):
+    proposal: ProposalId = Field(
+        description="The id of the proposal you saw (the session's `pending_step.proposal`); a stale one is a 409."
+    )
     params: dict[str, Any] | None = Field(
-        None, description="Edited parameters (checked against the tool's schema); none: the proposed ones."
+        None,
+        description="Edited parameters (checked against the tool's schema and your rules); none: the proposed ones.",
     )
 
 
 class RejectRequest(_Body):
+    proposal: ProposalId = Field(description="The id of the proposal you saw; a stale one is a 409.")
     reason: str = Field(min_length=1, max_length=2000, description="Why; the coordinator re-plans with it.")
 
 
 class MessageRequest(_Body):
     text: str = Field(min_length=1, max_length=10_000, description="Chat text: goals, domain rules, questions.")
+    proposal: ProposalId | None = Field(
+        None, description='The proposal on the person\'s screen: "approve" or "reject" in the text act on it only.'
+    )
+    suggestion: ProposalId | None = Field(
+        None, description='The rule suggestion on the person\'s screen: "accept the rules" acts on it only.'
+    )
+
+
+class AcceptRulesRequest(_Body):
+    suggestion: ProposalId = Field(description="The id of the rule suggestion you saw (`rule_suggestion.id`).")
 
 
 class ApproveAction(ApproveRequest):
@@ -80,6 +98,10 @@ class MessageAction(MessageRequest):
     action: Literal["message"]
 
 
+class AcceptRulesAction(AcceptRulesRequest):
+    action: Literal["accept_rules"]
+
+
 class UndoAction(_Body):
     action: Literal["undo"]
 
@@ -88,7 +110,7 @@ class StopAction(_Body):
     action: Literal["stop"]
 
 
-Action = ApproveAction | RejectAction | MessageAction | UndoAction | StopAction
+Action = ApproveAction | RejectAction | MessageAction | AcceptRulesAction | UndoAction | StopAction
 ClientAction = Annotated[Action, Field(discriminator="action")]
 
 

@@ -52,6 +52,7 @@ function read(el, s, name) {
 }
 
 // Returns {element, approve, focusReject}; onApprove(params) and onReject(reason) do the calls, run(fn) wraps them.
+// The card is made for one proposal (step.proposal) and never reused for another.
 export function approvalCard(step, { onApprove, onReject, run }) {
   const schema = step.params_schema || {};
   const fields = Object.entries(schema.properties || {}).map(([name, raw]) => {
@@ -67,13 +68,20 @@ export function approvalCard(step, { onApprove, onReject, run }) {
   const approveButton = h("button", { type: "button", class: "primary", onclick: () => run(approve) }, "Approve (Ctrl+Enter)");
   const rejectButton = h("button", { type: "button", class: "danger", onclick: () => run(reject) }, "Reject");
 
-  function approve() {
+  function current() {
     const params = {};
     for (const f of fields) {
       const value = read(f.el, f.s, f.name);
       if (value !== undefined) params[f.name] = value;
     }
-    return onApprove(params);
+    return params;
+  }
+  const shown = JSON.stringify(current()); // the form as proposed: approving it unchanged is not an edit
+
+  // onApprove(params) gets the edited parameters, or null when the person left the form as proposed.
+  function approve() {
+    const params = current();
+    return onApprove(JSON.stringify(params) === shown ? null : params);
   }
 
   function reject() {
@@ -81,7 +89,7 @@ export function approvalCard(step, { onApprove, onReject, run }) {
     return onReject(reason.value.trim());
   }
 
-  const element = h("section", { class: "card approval", "aria-labelledby": "approval-title" },
+  const element = h("section", { class: "card approval", "aria-labelledby": "approval-title", "data-proposal": step.proposal },
     h("h2", { id: "approval-title" }, `Approve step ${step.id}: ${step.tool}?`),
     h("p", { class: "rationale" }, step.rationale),
     h("form", { onsubmit: (e) => e.preventDefault() },

@@ -2,7 +2,8 @@
 import { postJSON } from "./api.js";
 import { h, showError } from "./dom.js";
 
-export function chatPane(sessionId) {
+// context() names what the person sees now ({proposal, suggestion}), sent with each message.
+export function chatPane(sessionId, context = () => ({})) {
   const list = h("ol", { class: "messages", "aria-live": "polite", "aria-label": "Messages" });
   const input = h("textarea", { id: "chat-input", rows: 2, placeholder: "a goal, a rule (age over 120 is impossible), a question" });
   const send = h("button", { type: "submit" }, "Send");
@@ -10,7 +11,7 @@ export function chatPane(sessionId) {
     e.preventDefault();
     if (!input.value.trim()) return;
     send.disabled = true;
-    try { await postJSON(`/api/sessions/${sessionId}/messages`, { text: input.value.trim() }); input.value = ""; }
+    try { await postJSON(`/api/sessions/${sessionId}/messages`, { text: input.value.trim(), ...context() }); input.value = ""; }
     catch (error) { showError(error); }
     finally { send.disabled = false; }
   } }, h("label", { for: "chat-input" }, "Message"), input, send);

@@ -26,15 +26,18 @@ function setConnection(state) {
 function sessionView(id) {
   const plan = h("section", { class: "card plan-pane", "aria-label": "Plan" });
   const approval = h("div", { class: "approval-slot" });
+  const suggestion = h("div", { class: "suggestion-slot" });
   const data = h("section", { class: "card data-pane", "aria-label": "Data" });
   const llm = llmLog(id);
-  const chat = chatPane(id);
+  // The chat names what the person sees, so "approve" or "accept the rules" act on that and nothing newer.
+  const chat = chatPane(id, () => ({ proposal: state.proposal || undefined, suggestion: state.suggestion || undefined }));
   const title = h("h1", {}, "Session");
   view.replaceChildren(title, h("div", { class: "grid" },
-    h("div", { class: "col" }, approval, plan), h("div", { class: "col" }, chat.element, data, llm.element)));
+    h("div", { class: "col" }, suggestion, approval, plan), h("div", { class: "col" }, chat.element, data, llm.element)));
 
   const progress = {};
-  const state = { card: null, pendingId: null, version: null, profile: null, refreshing: null, again: false };
+  const state = { card: null, proposal: null, suggestion: null, version: null, profile: null, refreshing: null,
+    again: false };
 
   async function act(fn) {
     clearError();
@@ -42,17 +45,34 @@ function sessionView(id) {
     refresh();
   }
 
+  // The card belongs to one proposal: a new proposal (a re-made plan) replaces the card and its form, and
+  // every answer names the proposal the person saw, so a stale card runs nothing (the server answers 409).
   function showApproval(session) {
     const step = session.pending_step;
-    const key = step ? step.id : null;
-    if (key === state.pendingId) return;
-    state.pendingId = key;
+    const key = step ? step.proposal : null;
+    if (key === state.proposal) return;
+    state.proposal = key;
+    const base = step && `/api/sessions/${id}/steps/${step.id}`;
     state.card = step ? approvalCard(step, {
-      onApprove: (params) => postJSON(`/api/sessions/${id}/steps/${step.id}/approve`, { params }),
-      onReject: (reason) => postJSON(`/api/sessions/${id}/steps/${step.id}/reject`, { reason }),
+      onApprove: (params) => postJSON(`${base}/approve`, { proposal: step.proposal, ...(params ? { params } : {}) }),
+      onReject: (reason) => postJSON(`${base}/reject`, { proposal: step.proposal, reason }),
       run: act,
     }) : null;
     approval.replaceChildren(...(state.card ? [state.card.element] : []));
+  }
+
+  // Rules an LLM read from the chat wait here until the person accepts them; they never apply by themselves.
+  function showSuggestion(session) {
+    const pending = session.rule_suggestion;
+    const key = pending ? pending.id : null;
+    if (key === state.suggestion) return;
+    state.suggestion = key;
+    suggestion.replaceChildren(...(pending ? [h("section", { class: "card suggestion", "aria-labelledby": "suggestion-title" },
+      h("h2", { id: "suggestion-title" }, "Suggested rules"),
+      h("p", {}, "The LLM read these rules in your messages. They apply only if you accept them:"),
+      h("ul", {}, pending.changes.map((c) => h("li", {}, c))),
+      h("button", { type: "button", class: "primary", onclick: () => act(() =>
+        postJSON(`/api/sessions/${id}/rules/accept`, { suggestion: pending.id })) }, "Accept these rules"))] : []));
   }
 
   async function load() {
@@ -64,6 +84,7 @@ function sessionView(id) {
       state.profile = await getJSON(`/api/sessions/${id}/profile`).catch(() => null);
     }
     showApproval(session);
+    showSuggestion(session);
     renderPlan(plan, session, progress);
     chat.update(messages);
     renderData(data, session, state.profile, refresh);

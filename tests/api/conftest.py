@@ -33,7 +33,7 @@ START_TIMEOUT = 30.0
 REST_STATES = frozenset({"awaiting_approval", "done", "stopped", "failed"})
 EVENT_TYPES = frozenset({
     "session_state", "plan_updated", "approval_requested", "step_started", "progress", "step_finished",
-    "step_failed", "message", "token", "version_created", "error",
+    "step_failed", "message", "token", "version_created", "error", "rules_changed", "rules_suggested",
 })  # fmt: skip
 Event = dict[str, Any]
 
@@ -211,15 +211,26 @@ def wait_for_gate(client: httpx.Client, session_id: str, timeout: float = 60.0) 
     return session
 
 
+NO_PROPOSAL = "0" * 32  # a proposal id the server never gives
+
+
 def approve(
-    client: httpx.Client, session_id: str, step_id: int, params: dict[str, Any] | None = None
+    client: httpx.Client, session_id: str, step: dict[str, Any] | int, params: dict[str, Any] | None = None
 ) -> httpx.Response:
-    body = {} if params is None else {"params": params}
+    """Approve ``step``: a ``pending_step`` as the session showed it, or a bare step id (no proposal)."""
+    step_id, proposal = _proposal(step)
+    body = {"proposal": proposal} | ({} if params is None else {"params": params})
     return client.post(f"/api/sessions/{session_id}/steps/{step_id}/approve", json=body)
 
 
-def reject(client: httpx.Client, session_id: str, step_id: int, reason: str) -> httpx.Response:
-    return client.post(f"/api/sessions/{session_id}/steps/{step_id}/reject", json={"reason": reason})
+def reject(client: httpx.Client, session_id: str, step: dict[str, Any] | int, reason: str) -> httpx.Response:
+    step_id, proposal = _proposal(step)
+    return client.post(f"/api/sessions/{session_id}/steps/{step_id}/reject",
+                       json={"proposal": proposal, "reason": reason})  # fmt: skip
+
+
+def _proposal(step: dict[str, Any] | int) -> tuple[int, str]:
+    return (int(step["id"]), str(step["proposal"])) if isinstance(step, dict) else (step, NO_PROPOSAL)
 
 
 def versions(client: httpx.Client, session_id: str) -> list[dict[str, Any]]:

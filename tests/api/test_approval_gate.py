@@ -65,7 +65,7 @@ def test_a_step_of_another_session_cannot_be_approved(api: httpx.Client, server:
     session_a, session_b = wait_for_gate(api, a), wait_for_gate(api, b)
     b_step = session_b["pending_step"]["id"]
     assert b_step not in [s["id"] for s in session_a["plan"]], "step ids must identify one session's step"
-    response = approve(api, a, b_step)
+    response = approve(api, a, session_b["pending_step"])
     assert response.status_code in {404, 409}, response.text
     assert approve(api, a, 10**9).status_code == 404
     time.sleep(0.5)
@@ -79,8 +79,9 @@ def test_a_step_of_another_session_cannot_be_approved(api: httpx.Client, server:
 
 def test_approving_twice_runs_the_step_once(api: httpx.Client, server: Server) -> None:
     session_id = new_session(api)
-    step_id = wait_for_gate(api, session_id)["pending_step"]["id"]
-    first, second = approve(api, session_id, step_id), approve(api, session_id, step_id)
+    pending = wait_for_gate(api, session_id)["pending_step"]
+    step_id = pending["id"]
+    first, second = approve(api, session_id, pending), approve(api, session_id, pending)
     assert (first.status_code, second.status_code) == (200, 200), (first.text, second.text)
     session = wait_for_gate(api, session_id)
     assert step_by_id(session, step_id)["status"] == "done"
@@ -91,14 +92,15 @@ def test_approving_twice_runs_the_step_once(api: httpx.Client, server: Server) -
 def test_concurrent_approvals_run_the_step_once(server: Server) -> None:
     with server.client() as api:
         session_id = new_session(api)
-        step_id = wait_for_gate(api, session_id)["pending_step"]["id"]
+        pending = wait_for_gate(api, session_id)["pending_step"]
+        step_id = pending["id"]
         barrier = threading.Barrier(4)
         statuses: list[int] = []
 
         def approve_at_once() -> None:
             with server.client() as own:
                 barrier.wait()
-                statuses.append(approve(own, session_id, step_id).status_code)
+                statuses.append(approve(own, session_id, pending).status_code)
 
         threads = [threading.Thread(target=approve_at_once) for _ in range(4)]
         for thread in threads:
@@ -126,7 +128,7 @@ def test_invalid_params_are_422_naming_the_field_and_the_step_still_waits(
     session_id = new_session(api)
     pending = wait_for_gate(api, session_id)["pending_step"]
     assert pending["tool"] == "coerce_types"
-    response = approve(api, session_id, pending["id"], params)
+    response = approve(api, session_id, pending, params)
     assert response.status_code == 422, response.text
     assert named in str(response.json()["detail"]), response.text
     time.sleep(0.3)
@@ -140,7 +142,7 @@ def test_edited_params_are_the_ones_that_run(api: httpx.Client) -> None:
     session_id = new_session(api)
     pending = wait_for_gate(api, session_id)["pending_step"]
     edited = {"columns": {"age": {"type": "numeric", "min": 0, "max": 120}}, "infer": False}
-    assert approve(api, session_id, pending["id"], edited).status_code == 200
+    assert approve(api, session_id, pending, edited).status_code == 200
     session = wait_for_gate(api, session_id)
     step = step_by_id(session, pending["id"])
     assert step["status"] == "done"
@@ -151,14 +153,14 @@ def test_a_rejected_step_is_replaced_and_cannot_be_approved(api: httpx.Client, s
     session_id = new_session(api)
     pending = wait_for_gate(api, session_id)["pending_step"]
     rejected_key = step_by_id(get_session(api, session_id), pending["id"])["key"]
-    response = reject(api, session_id, pending["id"], "the '?' codes mean 'not asked', keep them as text")
+    response = reject(api, session_id, pending, "the '?' codes mean 'not asked', keep them as text")
     assert response.status_code == 200, response.text
     session = wait_for_gate(api, session_id)
     assert step_by_id(session, pending["id"])["status"] == "rejected"
     following = session["pending_step"]
     assert following["id"] != pending["id"]
     assert step_by_id(session, following["id"])["key"] != rejected_key
-    again = approve(api, session_id, pending["id"])
+    again = approve(api, session_id, pending)
     assert again.status_code == 409, again.text
     assert again.json()["detail"]
     assert runs_of(server, session_id, pending["id"]) == []
@@ -167,11 +169,12 @@ def test_a_rejected_step_is_replaced_and_cannot_be_approved(api: httpx.Client, s
 
 def test_approving_a_finished_step_runs_nothing(api: httpx.Client, server: Server) -> None:
     session_id = new_session(api)
-    step_id = wait_for_gate(api, session_id)["pending_step"]["id"]
-    assert approve(api, session_id, step_id).status_code == 200
+    pending = wait_for_gate(api, session_id)["pending_step"]
+    step_id = pending["id"]
+    assert approve(api, session_id, pending).status_code == 200
     following = wait_for_gate(api, session_id)["pending_step"]["id"]
     count = len(versions(api, session_id))
-    late = approve(api, session_id, step_id)
+    late = approve(api, session_id, pending)
     assert late.status_code in {200, 409}, late.text
     time.sleep(0.5)
     session = get_session(api, session_id)

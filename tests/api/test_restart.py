@@ -77,7 +77,7 @@ def test_a_kill_at_the_gate_resumes_at_the_same_gate(server: Server) -> None:
         assert after["pending_step"] == before["pending_step"]
         assert after["version"] == before["version"] and versions(api, session_id) == listed
         step_id = before["pending_step"]["id"]
-        assert approve(api, session_id, step_id).status_code == 200
+        assert approve(api, session_id, before["pending_step"]).status_code == 200
         session = wait_for_gate(api, session_id)
         assert step_by_id(session, step_id)["status"] == "done"
         assert [v["step_id"] for v in assert_versions_intact(api, session_id)] == [None, step_id]
@@ -91,7 +91,7 @@ def test_a_kill_during_a_run_fails_that_step_and_the_session_goes_on(server: Ser
         assert pending["tool"] == "label_issues", pending
         with server.connect(session_id, after=0) as ws:
             read_until(ws, lambda e: e["type"] == "approval_requested")
-            assert approve(api, session_id, pending["id"]).status_code == 200
+            assert approve(api, session_id, pending).status_code == 200
             read_until(ws, lambda e: e["type"] == "step_started" and e["data"].get("step_id") == pending["id"])
             server.kill()
     server.restart()

@@ -112,7 +112,7 @@ def test_undo_returns_to_the_parent_version(api: httpx.Client) -> None:
     pending = wait_for_gate(api, session_id)["pending_step"]
     first = versions(api, session_id)
     assert len(first) == 1 and first[0]["current"]
-    assert approve(api, session_id, pending["id"]).status_code == 200
+    assert approve(api, session_id, pending).status_code == 200
     wait_for_gate(api, session_id)
     after = versions(api, session_id)
     assert [v["step_id"] for v in after] == [None, pending["id"]]
@@ -140,7 +140,7 @@ def test_stop_ends_the_session_and_nothing_runs_after(api: httpx.Client) -> None
     response = api.post(f"/api/sessions/{session_id}/stop")
     assert response.status_code == 200, response.text
     assert wait_for(api, session_id)["state"] == "stopped"
-    assert approve(api, session_id, pending["id"]).status_code in {404, 409}
+    assert approve(api, session_id, pending).status_code in {404, 409}
     time.sleep(0.5)
     session = get_session(api, session_id)
     assert session["state"] == "stopped" and session["pending_step"] is None

@@ -59,7 +59,7 @@ def test_reconnecting_after_n_replays_exactly_the_missed_events(server: Server, 
     n = len(seen)
     assert seqs(seen) == list(range(1, n + 1))
 
-    assert approve(api, session_id, pending["id"]).status_code == 200
+    assert approve(api, session_id, pending).status_code == 200
     assert api.post(f"/api/sessions/{session_id}/messages", json={"text": "while you were away"}).status_code == 201
     wait_for_gate(api, session_id)
 
@@ -102,7 +102,7 @@ def test_approve_over_the_websocket(server: Server, api: httpx.Client) -> None:
     pending = wait_for_gate(api, session_id)["pending_step"]
     with server.connect(session_id, after=0) as ws:
         read_idle(ws, 0.5)
-        ws.send(json.dumps({"action": "approve", "step_id": pending["id"]}))
+        ws.send(json.dumps({"action": "approve", "step_id": pending["id"], "proposal": pending["proposal"]}))
         events = read_until(ws, lambda e: e["type"] == "step_finished" and e["data"].get("step_id") == pending["id"])
     assert len(for_step(events, "step_started", pending["id"])) == 1
     assert [e for e in events if e["type"] == "error"] == []
@@ -117,8 +117,20 @@ def test_invalid_actions_answer_with_error_frames_and_keep_the_connection(server
     bad_frames = [
         ("not json at all", None),
         (json.dumps({"action": "dance"}), None),
-        (json.dumps({"action": "approve", "step_id": 10**9}), 404),
-        (json.dumps({"action": "approve", "step_id": pending["id"], "params": {"no_such_field": 1}}), 422),
+        (json.dumps({"action": "approve", "step_id": pending["id"]}), 422),  # no proposal named
+        (json.dumps({"action": "approve", "step_id": 10**9, "proposal": pending["proposal"]}), 404),
+        (json.dumps({"action": "approve", "step_id": pending["id"], "proposal": "ab" * 16}), 409),
+        (
+            json.dumps(
+                {
+                    "action": "approve",
+                    "step_id": pending["id"],
+                    "proposal": pending["proposal"],
+                    "params": {"no_such_field": 1},
+                }
+            ),
+            422,
+        ),
     ]
     with server.connect(session_id, after=0) as ws:
         read_idle(ws, 0.5)

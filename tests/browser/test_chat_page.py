@@ -140,3 +140,31 @@ def test_a_finished_session_shows_its_scores_and_why_they_differ_in_rows(page: P
     expect(page.locator(".scores")).to_contain_text(f"Score before: {session['score_before']:.3f}", timeout=TIMEOUT)
     expect(page.locator(".score-note")).to_have_text(session["score_note"])
     screenshot(page, "finished")
+
+
+def test_the_card_follows_the_proposal_and_an_unchanged_form_is_no_edit(page: Page, server: Server) -> None:
+    api = httpx.Client(base_url=server.base_url, timeout=30)
+    upload = {"file": ("patients.csv", messy_table(150).to_csv(index=False).encode(), "text/csv")}
+    created = api.post("/api/sessions", files=upload, data={"target": "outcome"})
+    assert created.status_code == 201, created.text
+    sid = created.json()["id"]
+    first = wait_for_gate(api, sid)["pending_step"]
+    page.goto(f"{server.base_url}/#/s/{sid}")
+    card = page.locator("section.approval")
+    expect(card).to_have_attribute("data-proposal", first["proposal"], timeout=TIMEOUT)
+    # Another tab (here: another client) says a rule: the plan is re-made and the proposal changes under the card.
+    said = api.post(f"/api/sessions/{sid}/messages", json={"text": "never drop rows"})
+    assert said.status_code == 201, said.text
+    second = wait_for_gate(api, sid)["pending_step"]
+    assert second["proposal"] != first["proposal"]
+    expect(card).to_have_attribute("data-proposal", second["proposal"], timeout=TIMEOUT)
+    with page.expect_response(lambda r: r.url.endswith("/approve")) as answered:
+        page.get_by_role("button", name=re.compile("^Approve")).click()
+    assert answered.value.status == 200
+    body = answered.value.request.post_data_json
+    assert body == {"proposal": second["proposal"]}, body  # the proposal on screen, and no edit
+    expect(card).not_to_have_attribute("data-proposal", second["proposal"], timeout=TIMEOUT)
+    ran = step_by_id(wait_for_gate(api, sid), second["id"])
+    assert ran["status"] == "done" and ran["params"] == second["params"]
+    stale = api.post(f"/api/sessions/{sid}/steps/{first['id']}/approve", json={"proposal": first["proposal"]})
+    assert stale.status_code == 409, stale.text

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from copilot.engine import Engine
-from copilot.errors import Conflict, InvalidParams, NotFound, TableError
+from copilot.errors import Conflict, InvalidParams, NotFound, Stale, TableError
 from copilot.settings import Settings
 from copilot.store import ApprovalRow, SessionRow, StepRow
 from copilot.views import SessionView
@@ -55,11 +55,11 @@ def test_approval_is_checked_recorded_once_and_not_repeated(engine: Engine, tmp_
     step = session.pending_step
     assert step is not None
     with pytest.raises(InvalidParams, match="folds"):
-        engine.approve(session.id, step.id, "alice", {"folds": 1})
+        engine.approve(session.id, step.id, "alice", step.proposal, {"folds": 1})
     with pytest.raises(NotFound):
-        engine.approve(session.id, step.id, "mallory")
-    engine.approve(session.id, step.id, "alice", {"folds": 3})
-    engine.approve(session.id, step.id, "alice")  # a double click changes nothing
+        engine.approve(session.id, step.id, "mallory", step.proposal)
+    engine.approve(session.id, step.id, "alice", step.proposal, {"folds": 3})
+    engine.approve(session.id, step.id, "alice", step.proposal)  # a double click changes nothing
     done = _wait(engine, session, {"awaiting_approval"})
     ran = next(s for s in done.plan if s.id == step.id)
     assert ran.status == "done" and ran.params["folds"] == 3
@@ -74,10 +74,11 @@ def test_reject_replans_and_a_rejected_step_cannot_be_approved(engine: Engine, t
     session = _create(engine, tmp_path)
     first = session.pending_step
     assert first is not None
-    after = engine.reject(session.id, first.id, "alice", "no baseline needed")
+    after = engine.reject(session.id, first.id, "alice", first.proposal, "no baseline needed")
     assert after.pending_step is not None and after.pending_step.tool != "evaluate"
-    with pytest.raises(Conflict, match="rejected"):
-        engine.approve(session.id, first.id, "alice")
+    with pytest.raises(Stale, match="not waiting for approval") as refused:
+        engine.approve(session.id, first.id, "alice", first.proposal)
+    assert refused.value.pending is not None and refused.value.pending["proposal"] == after.pending_step.proposal
     assert any(e.type == "message" and "no baseline needed" in e.data["text"]
                for e in engine.events_after(session.id, "alice", 0))  # fmt: skip
 
@@ -112,7 +113,7 @@ def test_undo_returns_to_the_parent_version(engine: Engine, tmp_path: Path) -> N
     with pytest.raises(Conflict, match="first version"):
         engine.undo(session.id, "alice")
     first_version = session.version
-    engine.approve(session.id, session.pending_step.id, "alice")
+    engine.approve(session.id, session.pending_step.id, "alice", session.pending_step.proposal)
     session = _wait(engine, session, {"awaiting_approval", "done"})
     assert session.version != first_version
     undone = engine.undo(session.id, "alice")

@@ -231,12 +231,12 @@ def test_replayed_and_foreign_approvals_run_nothing_twice(hostile: Server, api: 
     session_id = new_session(api, SMALL_CSV)
     pending = wait_for_gate(api, session_id)["pending_step"]
     with hostile.client(OTHER_TOKEN) as other:
-        assert approve(other, session_id, pending["id"]).status_code == 404
-    first = approve(api, session_id, pending["id"])
+        assert approve(other, session_id, pending).status_code == 404
+    first = approve(api, session_id, pending)
     assert first.status_code == 200, first.text
     with hostile.connect(session_id, after=QUIET, token=TOKEN) as ws:
         ws.send(json.dumps({"type": "approve", "step_id": pending["id"], "params": {"columns": ["outcome"]}}))
-        assert approve(api, session_id, pending["id"], {"columns": ["outcome"]}).status_code in {200, 409}
+        assert approve(api, session_id, pending, {"columns": ["outcome"]}).status_code in {200, 409}
     session = wait_for(api, session_id)
     step = step_by_id(session, pending["id"])
     assert step["status"] == "done" and step["params"].get("columns") != ["outcome"], step
@@ -288,7 +288,7 @@ def test_healthz_stays_answered_while_a_step_runs(hostile: Server, api: httpx.Cl
             latencies.append(time.monotonic() - started)
             time.sleep(0.05)
 
-    assert approve(api, session_id, pending["id"]).status_code == 200
+    assert approve(api, session_id, pending).status_code == 200
     prober = threading.Thread(target=probe)
     prober.start()
     try:

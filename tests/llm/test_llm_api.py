@@ -27,7 +27,7 @@ def test_tokens_stream_over_the_websocket_and_usage_shows_in_the_session(tmp_pat
             assert "".join(tokens).strip() == fake.script.chat_text and len(tokens) > 3
             assert frames[-1]["data"]["text"] == fake.script.chat_text
             gate = wait_for_gate(api, session_id)
-            assert approve(api, session_id, gate["pending_step"]["id"]).status_code == 200
+            assert approve(api, session_id, gate["pending_step"]).status_code == 200
             done = wait_for(api, session_id)
             assert done["state"] == "done"
             usage = done["llm_usage"]

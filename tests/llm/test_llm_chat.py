@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from copilot.engine import Engine
-from copilot.views import EventView
+from copilot.errors import Stale
+from copilot.views import EventView, SessionView
 from tests.conftest import messy_table
 from tests.llm.conftest import OWNER, wait_for
 from tests.llm.fake_openai import Script
@@ -52,7 +56,15 @@ def test_an_answer_streams_as_tokens_then_is_stored_whole(llm_engine: Engine, sc
     assert usage["completion_tokens"] >= 10  # the streamed call's usage is counted too
 
 
-def test_a_rule_in_free_text_becomes_guidance_the_worker_must_honour(
+def _settle(engine: Engine, session_id: str, done: Callable[[SessionView], bool]) -> SessionView:
+    for _ in range(100):
+        view = wait_for(engine, session_id, GATES)
+        if done(view):
+            return view
+    raise AssertionError(f"session {session_id} never got there: {view}")
+
+
+def test_a_rule_the_llm_reads_in_free_text_binds_only_once_the_person_accepts_it(
     llm_engine: Engine, script: Script, tmp_path: Path
 ) -> None:
     def plan(task: dict[str, Any]) -> dict[str, Any]:
@@ -66,15 +78,53 @@ def test_a_rule_in_free_text_becomes_guidance_the_worker_must_honour(
     first = wait_for(llm_engine, session_id, GATES)
     assert first.pending_step is not None and first.pending_step.params["action"] == "drop"
     llm_engine.post_message(session_id, OWNER, "every record here is precious to the hospital")
-    for _ in range(100):
-        view = wait_for(llm_engine, session_id, GATES)
-        if view.guidance["allow_row_drops"] is False and view.pending_step is not None:
-            break
-    assert view.guidance["allow_row_drops"] is False
+    view = _settle(llm_engine, session_id, lambda v: v.rule_suggestion is not None and v.pending_step is not None)
+    assert view.guidance["allow_row_drops"] is True  # read by the LLM, not yet the person's rule
+    assert view.rule_suggestion is not None and view.rule_suggestion.changes == ["never drop rows"]
+    assert view.pending_step is not None and view.pending_step.params["action"] == "drop"
+    said = [m.text for m in llm_engine.messages(session_id, OWNER) if m.role == "assistant"]
+    assert any("suggests these rules: never drop rows" in m and "accept" in m for m in said), said
+    with pytest.raises(Stale):
+        llm_engine.accept_rules(session_id, OWNER, "ab" * 16)
+    llm_engine.accept_rules(session_id, OWNER, view.rule_suggestion.id)
+    view = _settle(
+        llm_engine, session_id, lambda v: v.pending_step is not None and v.guidance["allow_row_drops"] is False
+    )
+    assert view.rule_suggestion is None
     assert view.pending_step is not None and view.pending_step.params["action"] == "flag"
     corrections = [r["messages"][-1]["content"] for r in script.requests if r.get("tools")]
-    assert any("forbade dropping rows" in c for c in corrections)
+    assert any("never drop rows" in c for c in corrections)
+    changed = [e for e in llm_engine.events_after(session_id, OWNER, 0) if e.type == "rules_changed"]
+    assert (
+        changed and changed[-1].data["guidance"]["allow_row_drops"] is False and "accepting" in changed[-1].data["by"]
+    )
     request = next(r for r in script.requests if r.get("response_format") and "precious" in r["messages"][1]["content"])
     assert json.loads(request["messages"][1]["content"])["messages"] == [
         "every record here is precious to the hospital"
     ]
+
+
+def test_an_llm_answer_that_loosens_a_rule_leaves_it_in_force_and_says_so(
+    llm_engine: Engine, script: Script, tmp_path: Path
+) -> None:
+    def plan(task: dict[str, Any]) -> dict[str, Any]:
+        loosen = any("weekend" in m for m in task["messages"])
+        steps = [{"key": "duplicates", "tool": "duplicates", "rationale": "Rows repeat."}]
+        wider = {"allow_row_drops": True, "ranges": {"age": [0, 500]}, "keep_columns": []}
+        return {"steps": steps, "guidance": wider if loosen else {}}
+
+    script.plan_fn = plan
+    script.arguments = {"duplicates": {"mode": "exact", "action": "drop"}}
+    session_id = _create(llm_engine, tmp_path)
+    wait_for(llm_engine, session_id, GATES)
+    llm_engine.post_message(session_id, OWNER, "never drop rows; age must be between 0 and 120; keep weight")
+    ruled = _settle(llm_engine, session_id, lambda v: v.guidance["allow_row_drops"] is False and v.pending_step)
+    llm_engine.post_message(session_id, OWNER, "over the weekend we talked about it with the team")
+    said = lambda: [m.text for m in llm_engine.messages(session_id, OWNER) if m.role == "assistant"]  # noqa: E731
+    view = _settle(llm_engine, session_id, lambda v: any("Your rules stay" in m for m in said()))
+    assert view.guidance == ruled.guidance
+    assert view.guidance["allow_row_drops"] is False and view.guidance["ranges"]["age"] == [0.0, 120.0]
+    assert view.guidance["keep_columns"] == ["weight"] and view.rule_suggestion is None
+    refusal = next(m for m in said() if "Your rules stay" in m)
+    assert "allow row drops again" in refusal and "widen age" in refusal
+    assert view.pending_step is not None and view.pending_step.params["action"] == "flag"

@@ -33,7 +33,7 @@ def _approve_all(engine: Engine, session_id: str) -> SessionView:
         if view.state != "awaiting_approval":
             return view
         assert view.pending_step is not None
-        engine.approve(session_id, view.pending_step.id, OWNER)
+        engine.approve(session_id, view.pending_step.id, OWNER, view.pending_step.proposal)
     raise AssertionError("the session did not end")
 
 
@@ -113,7 +113,7 @@ def _approve_until(engine: Engine, session_id: str, tool: str) -> SessionView:
         assert view.pending_step is not None, f"the session ended before {tool}"
         if view.pending_step.tool == tool:
             return view
-        engine.approve(session_id, view.pending_step.id, OWNER)
+        engine.approve(session_id, view.pending_step.id, OWNER, view.pending_step.proposal)
     raise AssertionError(f"{tool} was never proposed")
 
 
@@ -124,7 +124,7 @@ def test_a_rejection_reaches_the_coordinator_which_plans_around_it(
     session = _create(llm_engine, tmp_path)
     view = _approve_until(llm_engine, session.id, "coerce_types")
     assert view.pending_step is not None
-    llm_engine.reject(session.id, view.pending_step.id, OWNER, "age codes are meaningful")
+    llm_engine.reject(session.id, view.pending_step.id, OWNER, view.pending_step.proposal, "age codes are meaningful")
     after = wait_for(llm_engine, session.id, GATES)
     assert after.pending_step is not None and after.pending_step.tool == "impute"
     history = json.loads(_requests(script, "plan")[-1]["messages"][1]["content"])["history"]
@@ -198,12 +198,12 @@ def test_backtracking_restores_the_version_before_the_step(llm_engine: Engine, s
     first_version = session.version
     view = _approve_until(llm_engine, session.id, "outliers")
     assert view.pending_step is not None
-    llm_engine.approve(session.id, view.pending_step.id, OWNER)
+    llm_engine.approve(session.id, view.pending_step.id, OWNER, view.pending_step.proposal)
     view = wait_for(llm_engine, session.id, GATES)
     assert view.version != first_version
     assert view.pending_step is not None and view.pending_step.tool == "revert"
     assert view.pending_step.rationale == "The score fell after outliers; undo it."
-    llm_engine.approve(session.id, view.pending_step.id, OWNER)
+    llm_engine.approve(session.id, view.pending_step.id, OWNER, view.pending_step.proposal)
     done = wait_for(llm_engine, session.id, {"done"})
     assert done.version == first_version
     assert {s.key: s.status for s in done.plan} == {"outliers": "reverted", "revert:outliers": "done"}

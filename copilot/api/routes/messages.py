@@ -13,7 +13,9 @@ router = APIRouter(prefix="/api/sessions/{session_id}/messages", tags=["messages
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def post_message(session_id: str, body: MessageRequest, engine: EngineDep, owner: OwnerDep) -> MessageView:
-    return engine.post_message(session_id, owner, body.text)
+    """A chat message; "approve" or "reject" act only on the ``proposal`` it names, "accept the rules" only
+    on the ``suggestion`` it names."""
+    return engine.post_message(session_id, owner, body.text, body.proposal, body.suggestion)
 
 
 @router.get("")

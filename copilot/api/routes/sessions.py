@@ -89,11 +89,13 @@ def get_profile(session_id: str, engine: EngineDep, owner: OwnerDep) -> dict[str
 
 @router.post("/{session_id}/undo")
 def undo(session_id: str, engine: EngineDep, owner: OwnerDep) -> SessionView:
-    """Go back to the parent of the current version; the coordinator re-plans from there."""
+    """Go back to the parent of the current version; the coordinator re-plans from there (a stopped
+    session stays stopped). Refused with 409 while a step runs."""
     return engine.undo(session_id, owner)
 
 
 @router.post("/{session_id}/stop")
 def stop(session_id: str, engine: EngineDep, owner: OwnerDep) -> SessionView:
-    """Stop the session: proposed steps are dropped; what was approved and ran stays."""
+    """Stop the session for good: proposed steps are dropped and a running step is cancelled (what it
+    would have changed is discarded); what was approved and finished stays."""
     return engine.stop(session_id, owner)

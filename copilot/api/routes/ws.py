@@ -3,7 +3,8 @@
 Server → client: every event ``{seq, type, at, data}`` once, in ``seq`` order: first those persisted
 after ``?after=``, then live ones. The bus is subscribed to *before* the store is read, so nothing
 published in between is lost; anything already sent is skipped. Client → server: JSON actions
-(``approve``, ``reject``, ``message``, ``undo``, ``stop``); a refused one comes back as a frame
+(``approve``, ``reject``, ``message``, ``accept_rules``, ``undo``, ``stop``; approve and reject
+name the ``proposal`` they answer, and a stale one is refused with status 409); a refused one comes back as a frame
 ``{"type": "error", "data": {"detail": ..., "status": 4xx}}`` and the socket stays open.
 Close codes: 4401 (missing or wrong token), 4404 (no such session for this caller), 1008 (more than
 ``MESSAGES_PER_SECOND`` messages a second on average, after a burst of ``MESSAGE_BURST``), 1009 (a
@@ -132,12 +133,14 @@ class _Channel:
         """Run one client action with the engine (in a worker thread: the engine blocks)."""
         engine, session_id, owner = self.engine, self.session_id, self.owner
         match action:
-            case schemas.ApproveAction(step_id=step_id, params=params):
-                engine.approve(session_id, step_id, owner, params)
-            case schemas.RejectAction(step_id=step_id, reason=reason):
-                engine.reject(session_id, step_id, owner, reason)
-            case schemas.MessageAction(text=text):
-                engine.post_message(session_id, owner, text)
+            case schemas.ApproveAction(step_id=step_id, proposal=proposal, params=params):
+                engine.approve(session_id, step_id, owner, proposal, params)
+            case schemas.RejectAction(step_id=step_id, proposal=proposal, reason=reason):
+                engine.reject(session_id, step_id, owner, proposal, reason)
+            case schemas.MessageAction(text=text, proposal=proposal, suggestion=suggestion):
+                engine.post_message(session_id, owner, text, proposal, suggestion)
+            case schemas.AcceptRulesAction(suggestion=suggestion):
+                engine.accept_rules(session_id, owner, suggestion)
             case schemas.UndoAction():
                 engine.undo(session_id, owner)
             case schemas.StopAction():
