@@ -64,12 +64,12 @@ class LLMCoordinator:
         self.system = (files("agents") / "prompts" / "coordinator.md").read_text(encoding="utf-8")
 
     def plan(
-        self, state: PlanningState, registry: Registry, draft: list[PlanStep], usage: Usage, samples: list[dict]
+        self, state: PlanningState, registry: Registry, draft: list[PlanStep], usage: Usage
     ) -> tuple[list[PlanStep], Guidance | None]:
         """The remaining steps (parameters still to be chosen) and the guidance, if the chat changed it."""
         if len(state.history) >= MAX_STEPS:
             return [], None
-        task = planning_input(state, registry, draft, samples)
+        task = planning_input(state, registry, draft)
         messages = [{"role": "system", "content": self.system}, {"role": "user", "content": json.dumps(task)}]
         for attempt in range(CORRECTIONS + 1):
             reply = self.client.chat(messages, usage, response_format=RESPONSE_FORMAT)
@@ -121,14 +121,11 @@ def plan_problems(plan: LLMPlan, state: PlanningState, registry: Registry) -> li
     return problems
 
 
-def planning_input(state: PlanningState, registry: Registry, draft: list[PlanStep], samples: list[dict]) -> dict:
+def planning_input(state: PlanningState, registry: Registry, draft: list[PlanStep]) -> dict:
     """The coordinator's view of the session: the data at its share level (:mod:`agents.summary`), rules,
-    history. ``samples``: rows a caller allowed besides (the engine puts them in ``state.llm_data``)."""
-    data: dict[str, Any] = shown_data(state)
-    if samples:
-        data = {**data, "sample_rows": samples}
+    history."""
     return {
-        "target": state.target, "task": state.task, "data": data, "guidance": state.guidance.model_dump(),
+        "target": state.target, "task": state.task, "data": shown_data(state), "guidance": state.guidance.model_dump(),
         "history": [observation_summary(o) for o in state.history], "current_step": state.current_step,
         "messages": state.messages[-10:], "tools": tool_catalogue(registry),
         "draft": [{"key": s.key, "tool": s.tool, "params": s.params} for s in draft],

@@ -35,15 +35,13 @@ class LLMPair:
         self.rules = RuleBasedCoordinator()
         self.chat_prompt = (files("agents") / "prompts" / "chat.md").read_text(encoding="utf-8")
 
-    def propose(
-        self, state: PlanningState, registry: Registry, usage: Usage, samples: list[dict] | None = None
-    ) -> Proposal:
+    def propose(self, state: PlanningState, registry: Registry, usage: Usage) -> Proposal:
         if self.client.budget_spent(usage):  # the human was told when it ran out; plan quietly by the rules
             return Proposal(steps=self.rules.plan(state))
         spent = usage.spending()
         notes: list[str] = []
         try:
-            steps, guidance = self.coordinator.plan(state, registry, self.rules.plan(state), spent, samples or [])
+            steps, guidance = self.coordinator.plan(state, registry, self.rules.plan(state), spent)
         except LLMError as exc:
             spent.fallbacks += 1
             note = f"The LLM coordinator could not plan ({exc}); the rule-based coordinator planned instead."

@@ -33,15 +33,14 @@ class AgentPair(Protocol):
     #: False when proposing may take seconds (an LLM): the engine then plans in the background.
     instant: bool
 
-    def propose(
-        self, state: PlanningState, registry: Registry, usage: Usage, samples: list[dict] | None = None
-    ) -> Proposal:
-        """The remaining steps, first one next, its parameters ready for the gate. ``samples``: rows the
-        user allowed an LLM to see (``COPILOT_LLM_SHARE=samples``)."""
+    def propose(self, state: PlanningState, registry: Registry, usage: Usage) -> Proposal:
+        """The remaining steps, first one next, its parameters ready for the gate. What an LLM may see of
+        the data is ``state.llm_data``, at the session's share level."""
         ...
 
     def reply(self, question: str, state: PlanningState, usage: Usage, on_token: TokenFn) -> tuple[str, Usage] | None:
-        """An answer to a chat message the rule-based reader did not understand; None: no answer."""
+        """An answer to a chat message the rule-based reader did not understand, with what it cost; None or
+        an empty answer: no answer (the cost is kept all the same)."""
         ...
 
 
@@ -54,9 +53,7 @@ class RuleBasedPair:
     def __init__(self) -> None:
         self.coordinator = RuleBasedCoordinator()
 
-    def propose(
-        self, state: PlanningState, registry: Registry, usage: Usage, samples: list[dict] | None = None
-    ) -> Proposal:
+    def propose(self, state: PlanningState, registry: Registry, usage: Usage) -> Proposal:
         return Proposal(steps=self.coordinator.plan(state))
 
     def reply(self, question: str, state: PlanningState, usage: Usage, on_token: TokenFn) -> tuple[str, Usage] | None:

@@ -36,19 +36,18 @@ from agents.rules import RuleSuggestion, suggest
 from agents.worker import ToolCallError
 from copilot import gate
 from copilot import session_views as views
-from copilot.errors import Conflict, InvalidParams, NotFound, RuleViolation, Stale
+from copilot.errors import Conflict, InvalidParams, RuleViolation, Stale
 from copilot.events import EventBus
 from copilot.factory import make_agents, make_sandbox
 from copilot.loading import load_table
-from copilot.pipeline import PipelineSpec
 from copilot.planning import Planner, check_share, keep_requests
-from copilot.script import render_script
+from copilot.reads import SessionReads
 from copilot.settings import Settings
 from copilot.step_runner import StepRunner
 from copilot.store import EventRow, MessageRow, SessionRow, StepRow, Store, VersionRow, now
 from copilot.validation import check_guidance, check_table
 from copilot.versions import VersionStore
-from copilot.views import EventView, MessageView, Policy, SessionView, VersionView
+from copilot.views import EventView, MessageView, Policy, SessionView
 from tools.registry import Registry, default_registry
 from tools.sandbox import isolation_mode
 
@@ -62,7 +61,7 @@ CHAT_HELP = (
 )
 
 
-class Engine:
+class Engine(SessionReads):
     def __init__(self, settings: Settings, registry: Registry | None = None, agents: AgentPair | None = None) -> None:
         self.settings = settings
         self.registry = registry or default_registry()
@@ -158,20 +157,6 @@ class Engine:
             self._set_state(db, session, "planning")
         self._schedule(session_id)
         return self.get_session(session_id, owner)
-
-    def list_sessions(self, owner: str) -> list[SessionView]:
-        with self.store.transaction() as db:
-            rows = db.scalars(select(SessionRow).where(SessionRow.owner == owner).order_by(SessionRow.created_at))
-            return [views.session_view(db, s, self.registry) for s in rows]
-
-    def get_session(self, session_id: str, owner: str) -> SessionView:
-        with self.store.transaction() as db:
-            return views.session_view(db, self._owned(db, session_id, owner), self.registry)
-
-    def profile(self, session_id: str, owner: str) -> dict[str, Any]:
-        with self.store.transaction() as db:
-            session = self._owned(db, session_id, owner)
-            return db.get_one(VersionRow, (session.id, session.version)).profile
 
     # -- the gate -----------------------------------------------------------------------------
 
@@ -411,41 +396,6 @@ class Engine:
         db.flush()
         self._emit(db, session, "message", {"id": message.id, "role": "assistant", "text": text})
 
-    def messages(self, session_id: str, owner: str) -> list[MessageView]:
-        with self.store.transaction() as db:
-            session = self._owned(db, session_id, owner)
-            rows = db.scalars(select(MessageRow).where(MessageRow.session_id == session.id).order_by(MessageRow.id))
-            return [views.message_view(m) for m in rows]
-
-    def versions(self, session_id: str, owner: str) -> list[VersionView]:
-        with self.store.transaction() as db:
-            return views.version_views(db, self._owned(db, session_id, owner))
-
-    def version_file(self, session_id: str, version_id: str, owner: str) -> Path:
-        with self.store.transaction() as db:
-            session = self._owned(db, session_id, owner)
-            row = db.get(VersionRow, (session.id, version_id))
-            if row is None:
-                raise NotFound(f"session {session_id} has no version {version_id!r}")
-            return self.version_store.blob_path(row.blob)
-
-    def pipeline(self, session_id: str, owner: str) -> PipelineSpec:
-        with self.store.transaction() as db:
-            return views.pipeline_spec(db, self._owned(db, session_id, owner), self.registry)
-
-    def pipeline_script(self, session_id: str, owner: str) -> str:
-        return render_script(self.pipeline(session_id, owner), self.registry)
-
-    def report(self, session_id: str, owner: str) -> dict[str, Any]:
-        with self.store.transaction() as db:
-            return views.report(db, self._owned(db, session_id, owner), self.registry)
-
-    def events_after(self, session_id: str, owner: str, after: int) -> list[EventView]:
-        with self.store.transaction() as db:
-            session = self._owned(db, session_id, owner)
-            query = select(EventRow).where(EventRow.session_id == session.id, EventRow.seq > after)
-            return [views.event_view(e) for e in db.scalars(query.order_by(EventRow.seq))]
-
     # -- the loop -----------------------------------------------------------------------------
 
     def _schedule(self, session_id: str) -> None:
@@ -467,9 +417,8 @@ class Engine:
                 if session.state != "planning":
                     return
                 state, mark = self.planner.state(db, session), session.last_seq
-                blob = db.get_one(VersionRow, (session.id, session.version)).blob
                 usage = Usage.model_validate(session.llm_usage or {})
-            proposal = self.planner.propose(state, usage, blob)
+            proposal = self.planner.propose(state, usage)
             outcome = self._apply(session_id, mark, proposal)
             if outcome == "run":
                 continue
@@ -574,12 +523,6 @@ class Engine:
             self._set_state(db, session, "failed")
 
     # -- helpers ------------------------------------------------------------------------------
-
-    def _owned(self, db: Session, session_id: str, owner: str) -> SessionRow:
-        session = db.get(SessionRow, session_id) if len(session_id) <= 32 else None
-        if session is None or session.owner != owner:
-            raise NotFound(f"no session {session_id!r}")
-        return session
 
     def _start_step(self, db: Session, session: SessionRow, step: StepRow) -> None:
         running = gate.running_step(db, session)

@@ -58,9 +58,9 @@ class Planner:
             llm_data=None if self.agents.instant else self._llm_data(session, version),
         )  # fmt: skip
 
-    def propose(self, state: PlanningState, usage: Usage, blob: str) -> Proposal:
+    def propose(self, state: PlanningState, usage: Usage) -> Proposal:
         """Ask the agents; slow when they use an LLM, so never called inside a transaction. What an LLM
-        may see of the version ``blob`` is already in ``state.llm_data``."""
+        may see of the version is already in ``state.llm_data``."""
         return self.agents.propose(state, self.registry, usage)
 
     def _llm_data(self, session: SessionRow, version: VersionRow) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import APIRouter, Request, status
 from starlette.concurrency import run_in_threadpool
@@ -11,7 +11,7 @@ from agents.llm import SHARE_LEVELS
 from copilot.api.deps import EngineDep, OwnerDep, SettingsDep
 from copilot.api.schemas import CreateFromPath
 from copilot.api.uploads import FILE_FIELD, copy_import, receive_upload, resolve_import
-from copilot.views import SessionView
+from copilot.views import Policy, SessionView
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
@@ -28,7 +28,7 @@ _UPLOAD_BODY: dict[str, Any] = {
                                      "description": "The table: .csv, .tsv, .parquet, .xlsx or .jsonl."},
                         "target": {"type": "string", "description": "The column to predict."},
                         "goal": {"type": "string", "description": "The goal and domain rules, in plain words."},
-                        "policy": {"type": "string", "enum": ["always", "mutating", "never"],
+                        "policy": {"type": "string", "enum": list(get_args(Policy)),
                                    "description": "Approval policy; default: the server's COPILOT_POLICY."},
                         "id_columns": {"type": "string", "description": "Identifier columns, comma-separated."},
                         "llm_share": {"type": "string", "enum": list(SHARE_LEVELS),
