@@ -225,13 +225,14 @@ def _parquet_frame_problem(path: Path) -> str | None:
     """What is wrong with the file as a Parquet frame, or None: ``PAR1`` at both ends and a footer length that
     fits. A file cut short or zero-filled at its end fails this; damage inside it is for the reader to find."""
     try:
-        with path.open("rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            head = fh.read(4)
-            fh.seek(max(size - 8, 0))
-            tail = fh.read(8)
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return "missing"
+    try:
+        size = os.fstat(fd).st_size
+        head, tail = os.pread(fd, 4, 0), os.pread(fd, 8, max(size - 8, 0))
+    finally:
+        os.close(fd)
     footer = int.from_bytes(tail[:4], "little")
     if size < 12 or head != PARQUET_MAGIC or tail[4:] != PARQUET_MAGIC or footer + 12 > size:
         return f"not a whole Parquet file ({size:,} bytes; cut short or overwritten)"
