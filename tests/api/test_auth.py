@@ -68,8 +68,14 @@ def test_another_token_gets_404_everywhere(secured: Server, owned: tuple[str, di
              ("GET", f"{base}/versions/{session['version']}/data?format=csv"), ("GET", f"{base}/pipeline.json"),
              ("GET", f"{base}/pipeline.py"), ("GET", f"{base}/report"), ("POST", f"{base}/steps/{step_id}/approve"),
              ("POST", f"{base}/steps/{step_id}/reject"), ("POST", f"{base}/messages"), ("POST", f"{base}/undo"),
-             ("POST", f"{base}/stop")]  # fmt: skip
-    bodies = {"reject": {"reason": "not mine"}, "messages": {"text": "hello"}}
+             ("POST", f"{base}/stop"), ("POST", f"{base}/rules/accept"), ("GET", f"{base}/llm-requests")]  # fmt: skip
+    named = {"proposal": session["pending_step"]["proposal"]}
+    bodies = {
+        "approve": named,
+        "reject": {**named, "reason": "not mine"},
+        "messages": {"text": "hello"},
+        "accept": {"suggestion": "ab" * 16},
+    }
     with secured.client(TOKEN_B) as b:
         for method, path in calls:
             body = bodies.get(path.rsplit("/", 1)[-1], {}) if method == "POST" else None

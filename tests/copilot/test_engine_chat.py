@@ -66,7 +66,10 @@ def test_approve_and_undo_in_chat_act_on_the_gate(engine: Engine, tmp_path: Path
     first_version = session.version
     assert session.pending_step is not None
     coerce_id = session.pending_step.id
-    engine.post_message(session.id, OWNER, "looks good, go ahead")
+    engine.post_message(session.id, OWNER, "looks good, go ahead")  # names no proposal: nothing runs
+    assert _wait(engine, session.id).pending_step == session.pending_step
+    assert "does not say which proposal you saw" in _replies(engine, session.id)[-1]
+    engine.post_message(session.id, OWNER, "looks good, go ahead", proposal=session.pending_step.proposal)
     after = _wait(engine, session.id)
     assert next(s for s in after.plan if s.id == coerce_id).status == "done"
     assert after.version != first_version
