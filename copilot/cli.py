@@ -251,7 +251,7 @@ def tools(
 @app.command()
 def doctor() -> None:
     """Show the settings in force, the sandbox's isolation and the plugins that failed to load."""
-    from tools.sandbox import isolation_mode
+    from tools.sandbox import isolation_report
 
     settings = get_settings()
     console.print(f"data directory: {settings.data_dir}")
@@ -260,9 +260,13 @@ def doctor() -> None:
         f"sandbox limits: {settings.tool_memory_mb} MiB address space, {settings.tool_cpu_seconds} s CPU, "
         f"{settings.tool_wall_seconds:g} s wall clock"
     )
-    mode = isolation_mode()
-    detail = "kernel network namespace + audit hook" if mode == "netns" else "Python audit hook only"
-    console.print(f"network isolation: {mode} ({detail})")
+    report = isolation_report((str(settings.data_dir),))
+    console.print(f"sandbox isolation: {report['describe']}")
+    if not report["kernel"]:
+        console.print(
+            f"[yellow]warning:[/yellow] the kernel's layers are incomplete; COPILOT_SANDBOX={settings.sandbox}"
+            + (" runs no tool" if settings.sandbox == "strict" else " runs tools with the audit hooks alone")
+        )
     console.print(f"agents: {_agents_line(settings)}")
     registry = default_registry()
     console.print(f"tools: {len(registry.tools)} ({len(registry.plugins)} from plugins)")

@@ -13,7 +13,11 @@ from tools.sandbox import Limits, Sandbox
 
 def make_sandbox(settings: Settings, extra_tools: tuple[str, ...] = ()) -> Sandbox:
     limits = Limits(
-        settings.tool_memory_mb, settings.tool_cpu_seconds, settings.tool_wall_seconds, settings.tool_threads
+        settings.tool_memory_mb,
+        settings.tool_cpu_seconds,
+        settings.tool_wall_seconds,
+        settings.tool_threads,
+        strict=settings.sandbox == "strict",
     )
     return Sandbox(limits, settings.data_dir / "sandbox", extra_tools=extra_tools)
 

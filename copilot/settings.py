@@ -60,6 +60,11 @@ class Settings(BaseSettings):
         None, description="A folder whose files may be named (not uploaded) when creating a session."
     )
     policy: Policy = Field("mutating", description="Default approval policy: always, mutating or never.")
+    sandbox: Literal["warn", "strict"] = Field(
+        "warn",
+        description="strict: run no tool where the kernel's isolation (namespaces, Landlock) is missing; "
+        "warn: run with the audit hooks alone and say so at start-up and in each session.",
+    )
     llm_model: str = Field(
         "",
         description="The model of the LLM agents; empty: the rule-based agents. The endpoint and key are the "

@@ -51,6 +51,7 @@ class Limits:
     cpu_seconds: int = 600
     wall_seconds: float = 900.0
     threads: int = 1  # OpenMP/BLAS threads; on small VMs more threads are often slower, not faster
+    strict: bool = False  # run no tool where the kernel's isolation (namespaces, Landlock) is missing
 
 
 @dataclass(frozen=True)
@@ -108,9 +109,10 @@ def _main_module() -> list[str]:
     return [*by_name, "tools._forkserver_main"]
 
 
-def isolation_mode() -> str:
-    """How network access is cut in the child: "netns" (kernel) or "audit-hook" (Python)."""
-    return sandbox_child.probe_isolation()
+def isolation_report(protected: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Each layer a child gets on this machine (namespaces, Landlock ABI and rights, audit hooks), found by
+    applying them in a throw-away fork: ``{"kernel": bool, "describe": str, ...}``."""
+    return sandbox_child.probe_isolation(protected)
 
 
 class Sandbox:

@@ -1,11 +1,15 @@
 """The code that runs inside a sandbox child, before and around the tool.
 
-Order matters: limits, a scrubbed environment, network isolation and the audit
-hook are in force before any tool or plugin code is imported or run.
+Order matters: limits, a scrubbed environment, the kernel's layers and the audit
+hooks are in force before any tool or plugin code is imported or run.
 
-The audit hook sees what Python code does, not what native code does: a tool
-that calls C directly (``ctypes``, a C extension, pyarrow's own file reader)
-passes under it. SECURITY.md says what that leaves open.
+The kernel's layers hold against anything the tool runs, native code and new
+processes included: a user and network namespace (no network at all: no TCP,
+UDP or DNS, for root and non-root alike) and a Landlock ruleset
+(:mod:`tools.landlock`: read only Python's files and a few system ones, write
+only the call's own folder, nothing of the data directory; no TCP; no signal
+or abstract socket outside the call). The audit hooks are a second layer that
+sees what Python code does and refuses it with a clear message.
 """
 
 from __future__ import annotations
@@ -16,18 +20,24 @@ import json
 import math
 import os
 import resource
+import select
+import signal
 import sys
+import tempfile
 import traceback
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from threadpoolctl import ThreadpoolController
 
+from tools import landlock
+
 INPUT, OUTPUT, CALL, RESULT = "input.parquet", "output.parquet", "call.json", "result.json"
-_CLONE_NEWNET = 0x40000000
+_CLONE_NEWNET, _CLONE_NEWUSER, _CLONE_NEWPID = 0x40000000, 0x10000000, 0x20000000
+_PR_SET_PDEATHSIG = 1
 _BLOCKED_EVENTS = frozenset(
     {"socket.__new__", "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr", "socket.sethostname",
      "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "pty.spawn",
@@ -43,6 +53,11 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _SYSTEM_READABLE = ("/usr", "/lib", "/lib64", "/etc/localtime", "/proc/cpuinfo", "/proc/meminfo", "/sys",
                     "/dev/null", "/dev/urandom", "/dev/random")  # fmt: skip
 _OWN_PROC_FILES = ("stat", "status", "statm", "limits", "cgroup", "mountinfo", "maps")
+#: Single system files a tool may read besides (the dynamic loader's cache, the time zone).
+_SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/timezone")
+#: os functions that take a ``dir_fd`` (or ``src_dir_fd``/``dst_dir_fd``).
+_DIR_FD_FUNCTIONS = ("open", "stat", "lstat", "access", "chmod", "chown", "link", "mkdir", "mkfifo", "mknod",
+                     "readlink", "rename", "replace", "rmdir", "symlink", "unlink", "remove", "utime")  # fmt: skip
 #: Where the sandbox tells its forkserver the caller's main script (see ``tools._forkserver_main``).
 MAIN_PATH_ENV = "COPILOT_SANDBOX_MAIN_PATH"
 
@@ -72,14 +87,21 @@ class SandboxViolation(PermissionError):
 def main(workdir: str, limits: dict[str, Any], progress: Connection, protected: tuple[str, ...] = ()) -> None:
     """Entry point of the child: confine, run the call in ``workdir``, write the result.
 
-    ``protected`` folders (the data directory) are off limits even where Python's own files live."""
+    ``protected`` folders (the data directory) are off limits even where Python's own files live. With
+    ``limits["strict"]`` a child whose kernel layers are missing runs no tool."""
     os.setsid()  # its own process group, so the parent can stop whatever it starts
     os.chdir(workdir)
     _scrub_environment(workdir, str(limits.get("threads", 1)))
-    _apply_limits(limits)
-    _cut_network()
-    sys.addaudithook(_FilePolicy(workdir, protected))
-    _write(RESULT, _run_call(Path(workdir), limits, progress))
+    namespaces = _unshare_namespaces()  # first: a user namespace needs a single thread
+    if namespaces:
+        _become_init(int(limits["cpu_seconds"]))
+    layers = confine(os.path.realpath(workdir), protected, namespaces)
+    _apply_limits(limits)  # resizing the BLAS/OpenMP pools may start threads
+    if limits.get("strict") and not layers.kernel():
+        _write(RESULT, _error("isolation", f"COPILOT_SANDBOX=strict and the kernel isolation is incomplete "
+                                           f"({layers.describe()}); the tool was not run"))  # fmt: skip
+    else:
+        _write(RESULT, _run_call(Path(workdir), limits, progress))
     progress.close()
 
 
@@ -96,7 +118,7 @@ class _FilePolicy:
 
     def __init__(self, workdir: str, protected: tuple[str, ...]) -> None:
         self.workdir = os.path.realpath(workdir)
-        own_proc = [f"/proc/{os.getpid()}/{name}" for name in _OWN_PROC_FILES]
+        own_proc = _own_proc_files()
         python = [sys.prefix, sys.base_prefix, sys.exec_prefix, *(p for p in sys.path if p)]
         self.readable = tuple({os.path.realpath(p) for p in [*python, *_SYSTEM_READABLE, *own_proc]})
         self.protected = tuple(os.path.realpath(p) for p in protected)
@@ -132,26 +154,145 @@ def _apply_limits(limits: dict[str, Any]) -> None:
     memory = int(limits["memory_mb"]) * 1024 * 1024
     cpu = int(limits["cpu_seconds"])
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # The OpenMP/BLAS pools were sized when the forkserver imported them; environment
     # variables set now would be ignored, so resize the pools directly.
     _THREADPOOLS.limit(limits=int(limits.get("threads", 1)))
 
 
-def _unshare_network() -> bool:
+@dataclass(frozen=True)
+class Layers:
+    """The isolation a child got: the kernel's layers, and the audit hooks that are always there."""
+
+    namespaces: bool
+    landlock: landlock.Applied
+
+    def kernel(self) -> bool:
+        """Both kernel layers in force: no network, and file access held by Landlock."""
+        return self.namespaces and self.landlock.abi > 0
+
+    def describe(self) -> str:
+        ns = "user, network and pid namespaces: no network" if self.namespaces else "namespaces: unavailable"
+        return f"{ns}; {self.landlock.describe()}; audit hooks"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"namespaces": self.namespaces, "landlock_abi": self.landlock.abi, "landlock_tcp": self.landlock.tcp,
+                "landlock_scoped": self.landlock.scoped, "audit_hooks": True, "kernel": self.kernel()}  # fmt: skip
+
+
+def confine(workdir: str, protected: tuple[str, ...], namespaces: bool) -> Layers:
+    """The layers after the namespaces: Landlock, then the audit hooks (Python's own checks, with clear
+    messages, and the holes they cannot see closed)."""
+    applied = landlock.restrict(kernel_policy(workdir, protected))
+    sys.addaudithook(_refuse)
+    _close_unaudited_calls()
+    sys.addaudithook(_FilePolicy(workdir, protected))
+    return Layers(namespaces, applied)
+
+
+def _unshare_namespaces() -> bool:
+    """A user namespace (so no privilege is needed, and root loses its power over other users' files) with
+    a network namespace of its own (only a loopback that is down) and a process-id namespace for the
+    processes it starts. The ids map to themselves."""
+    uid, gid = os.getuid(), os.getgid()
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.unshare(_CLONE_NEWNET) == 0
-    except (OSError, AttributeError):
+        if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET | _CLONE_NEWPID) != 0:
+            return False
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w", encoding="ascii") as handle:
+                handle.write(text)
+    except OSError:
         return False
+    return True
 
 
-def _cut_network() -> str:
-    """Kernel isolation where allowed, and a Python audit hook in every case."""
-    mode = "netns" if _unshare_network() else "audit-hook"
-    sys.addaudithook(_refuse)
-    return mode
+def _become_init(cpu_seconds: int) -> None:
+    """Fork the process that runs the tool as process 1 of the new pid namespace: when it ends, or is
+    killed, the kernel kills every process it started, however they hid (a new session, a double fork).
+    This process only waits, and ends as the tool's process did, so the caller reads the same exit."""
+    alive, holder = os.pipe()  # open here as long as this process lives
+    pid = os.fork()
+    if pid == 0:
+        os.close(holder)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if select.select([alive], [], [], 0)[0]:  # end of file: this process died before the line above
+            os._exit(1)
+        os.close(alive)
+        # The init of a namespace ignores a signal it has no handler for: end at the CPU limit's warning.
+        signal.signal(signal.SIGXCPU, lambda *_: os._exit(128 + signal.SIGXCPU))
+        return
+    os.close(alive)
+    _, status, usage = os.wait4(pid, 0)
+    warned = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 128 + signal.SIGXCPU
+    killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    spent = warned or (killed and usage.ru_utime + usage.ru_stime >= cpu_seconds)  # its CPU limit ended it
+    if os.WIFSIGNALED(status) or spent:
+        code = signal.SIGXCPU if spent else os.WTERMSIG(status)
+        if code not in (signal.SIGKILL, signal.SIGSTOP):  # those two have no handler to reset
+            signal.signal(code, signal.SIG_DFL)
+        os.kill(os.getpid(), code)
+    os._exit(os.waitstatus_to_exitcode(status))
+
+
+def kernel_policy(workdir: str, protected: tuple[str, ...]) -> landlock.Policy:
+    """Read Python's installation and a few system files, write the working folder: nothing else, and
+    nothing of a ``protected`` folder even where it lies inside a readable one."""
+    python = [sys.prefix, sys.base_prefix, sys.exec_prefix, *(p for p in sys.path if p)]
+    roots = {os.path.realpath(p) for p in [*python, *_SYSTEM_READABLE] if os.path.isdir(p)}
+    files = {os.path.realpath(p) for p in [*_SYSTEM_READABLE, *_SYSTEM_FILES, *_own_proc_files()] if os.path.isfile(p)}
+    guarded = tuple(os.path.realpath(p) for p in protected)
+    readable = tuple(sorted({path for root in roots for path in _outside_of(root, guarded)}))
+    return landlock.Policy(read=readable, read_files=tuple(sorted(files)), read_write_files=("/dev/null",),
+                           write=(workdir,))  # fmt: skip
+
+
+def _outside_of(root: str, guarded: tuple[str, ...]) -> list[str]:
+    """``root``, or, when a guarded folder lies inside it, the entries of ``root`` around that folder."""
+    if _inside(root, guarded):
+        return []
+    if not any(_inside(g, (root,)) for g in guarded):
+        return [root]
+    try:
+        entries = [os.path.join(root, name) for name in os.listdir(root)]
+    except OSError:
+        return []
+    return [path for entry in entries for path in _outside_of(entry, guarded)]
+
+
+def _own_proc_files() -> list[str]:
+    pid = os.readlink("/proc/self")  # as /proc numbers it: inside a new pid namespace os.getpid() is 1
+    return [f"/proc/{pid}/{name}" for name in _OWN_PROC_FILES]
+
+
+def _close_unaudited_calls() -> None:
+    """Python calls that its audit events do not describe well enough: ``dir_fd`` arguments (the ``open``
+    event carries the path but not the folder it is relative to) and ``_posixsubprocess.fork_exec`` (how
+    ``subprocess`` and the ``spawn`` start method make processes; it raises no event). Both are refused."""
+    import _posixsubprocess
+    import posix
+
+    for name in _DIR_FD_FUNCTIONS:
+        original = getattr(posix, name, None)
+        if original is not None:
+            wrapped = _without_dir_fd(name, original)
+            setattr(posix, name, wrapped)
+            setattr(os, name, wrapped)
+    _posixsubprocess.fork_exec = _refused_fork_exec
+
+
+def _without_dir_fd(name: str, function: Any) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if any(kwargs.get(k) is not None for k in ("dir_fd", "src_dir_fd", "dst_dir_fd")):
+            raise SandboxViolation(f"the sandbox does not allow os.{name} with a dir_fd (paths are checked whole)")
+        return function(*args, **kwargs)
+
+    return call
+
+
+def _refused_fork_exec(*args: Any, **kwargs: Any) -> Any:
+    raise SandboxViolation("the sandbox does not allow starting a process")
 
 
 def _refuse(event: str, args: tuple[Any, ...]) -> None:
@@ -161,13 +302,23 @@ def _refuse(event: str, args: tuple[Any, ...]) -> None:
         raise SandboxViolation(f"the sandbox does not allow signalling process {args[0]} (only the tool's own)")
 
 
-def probe_isolation() -> str:
-    """Report the isolation a child would get, by trying it in a throw-away fork."""
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0 if _unshare_network() else 1)
-    _, status = os.waitpid(pid, 0)
-    return "netns" if os.waitstatus_to_exitcode(status) == 0 else "audit-hook"
+def probe_isolation(protected: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The isolation a child would get, tried in a throw-away fork that applies every layer."""
+    read, write = os.pipe()
+    with tempfile.TemporaryDirectory(prefix="copilot-probe-") as folder:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(read)
+                layers = confine(os.path.realpath(folder), protected, _unshare_namespaces())
+                os.write(write, json.dumps({**layers.as_dict(), "describe": layers.describe()}).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as reader:
+            report = reader.read()
+        os.waitpid(pid, 0)
+    return json.loads(report) if report else {"kernel": False, "describe": "the isolation probe failed"}
 
 
 def _run_call(workdir: Path, limits: dict[str, Any], progress: Connection) -> dict[str, Any]:

@@ -131,5 +131,12 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     status: Literal["ready"] = "ready"
-    isolation: str = Field(description="The sandbox's network isolation: netns or audit-hook.")
+    isolation: str = Field(
+        description="The sandbox's layers in words, e.g. 'user, network and pid namespaces: no network; "
+        "landlock ABI 7: files, tcp, signals+abstract sockets; audit hooks'."
+    )
+    kernel_isolation: bool = Field(description="Whether the kernel's layers (namespaces and Landlock) are in force.")
+    layers: dict[str, Any] = Field(
+        description="Each layer: namespaces, landlock_abi, landlock_tcp, landlock_scoped, audit_hooks."
+    )
     tools: int = Field(description="How many tools the registry holds.")

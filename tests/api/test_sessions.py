@@ -17,6 +17,7 @@ from tests.api.conftest import (
     wait_for,
     wait_for_gate,
 )
+from tools.landlock import abi_version
 
 STEP_FIELDS = {"id", "key", "tool", "params", "rationale", "status", "summary", "error", "metrics", "findings",
                "charts", "version", "started_at", "finished_at"}  # fmt: skip
@@ -164,4 +165,8 @@ def test_health_and_readiness(api: httpx.Client) -> None:
     assert api.get("/healthz").status_code == 200
     ready = api.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["isolation"] in {"netns", "audit-hook"}
+    body = ready.json()
+    layers = body["layers"]
+    assert set(layers) == {"namespaces", "landlock_abi", "landlock_tcp", "landlock_scoped", "audit_hooks"}
+    assert body["kernel_isolation"] == (layers["namespaces"] and layers["landlock_abi"] > 0)
+    assert layers["landlock_abi"] == abi_version() and "audit hooks" in body["isolation"]

@@ -1,13 +1,21 @@
 """A hostile plugin tool tries to get out of the sandbox: every attempt is a failed call with a clear error,
-the data directory is untouched and the calling process lives on. What the sandbox does not contain
-(native code) is asserted as SECURITY.md documents it."""
+the data directory is untouched and the calling process lives on.
+
+Python-level attempts are refused by the audit hooks with a message that names the rule; native ones (libc
+through ``ctypes``, pyarrow's C++ reader, ``openat``, a forked ``cat``, raw sockets) get past those hooks and
+are stopped by the kernel: Landlock and a user + network namespace (``tools/sandbox_child.py``). Where the
+kernel lacks a layer, the tests of that layer are skipped with the reason."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import socket
 import sqlite3
 import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +25,9 @@ import pytest
 import tools.registry
 from tests.conftest import messy_table
 from tests.hostile.hostile_tools import HOSTILE_TOOLS
+from tools.landlock import abi_version
 from tools.registry import default_registry
-from tools.sandbox import CallContext, Limits, Sandbox
+from tools.sandbox import CallContext, Limits, Sandbox, isolation_report
 
 CTX = CallContext(target="outcome", id_columns=["record_id"], task="classification")
 RULE = "the tool broke a sandbox rule"
@@ -77,7 +86,33 @@ CONTAINED: list[tuple[str, str, Params, str, str]] = [
     ("eat memory", "hog_memory", lambda d: {}, "memory", "ran out of memory (limit 2048 MiB of address space)"),
     ("forge a result", "forge_result", lambda d: {}, "crash", "not the sandbox's JSON"),
     ("flood the result", "huge_result", lambda d: {}, "tool", "over the limit of 16 MiB"),
+    ("a dir_fd path to the store", "dir_fd", lambda d: {"path": str(d.database)}, "tool", "with a dir_fd"),
+    ("a dir_fd path into the data dir", "dir_fd", lambda d: {"path": str(d.root / "planted"), "how": "write"},
+     "tool", "with a dir_fd"),
+    ("spawn, daemon flag flipped", "native_spawn", lambda d: {"how": "mp_spawn", "path": str(d.database)}, "tool",
+     "does not allow starting a process"),
+    ("posix_spawn", "native_spawn", lambda d: {"how": "posix_spawn", "path": str(d.database)}, "tool",
+     "does not allow os.posix_spawn"),
 ]  # fmt: skip
+
+#: Attempts that only the kernel stops (the audit hooks never see them): a failed call all the same.
+KERNEL_CONTAINED: list[tuple[str, str, Params, str]] = [
+    ("libc read of the store", "native_read", lambda d: {"path": str(d.database)}, "denied"),
+    ("pyarrow read of a version", "native_read", lambda d: {"path": str(d.blob), "how": "pyarrow"}, "denied"),
+    ("libc write into the data dir", "native_write", lambda d: {"path": str(d.root / "x.py")}, "denied"),
+    ("libc write into Python's folder", "native_write", lambda d: {"path": os.path.join(sys.prefix, "evil.pth")},
+     "denied"),
+    ("openat from / to the store", "dir_fd", lambda d: {"path": str(d.database), "how": "native"}, "denied"),
+    ("a symlink to the store, read natively", "symlink_read", lambda d: {"path": str(d.database)}, "denied"),
+    ("/proc/<pid>/root to the store", "proc_path", lambda d: {"pid": os.getpid(), "path": str(d.database),
+                                                             "how": "root"}, "denied"),
+    ("/proc/self/fd to the store", "proc_path", lambda d: {"path": str(d.database), "how": "fd"}, "denied"),
+    ("the caller's environment", "proc_path", lambda d: {"pid": os.getpid()}, "denied"),
+    ("libc fork and exec of cat", "native_spawn", lambda d: {"how": "fork_exec", "path": str(d.database)},
+     "read nothing"),
+    ("libc kill of the caller", "native_signal", lambda d: {"pid": os.getpid()}, "refused"),
+]  # fmt: skip
+needs_landlock = pytest.mark.skipif(not abi_version(), reason="the kernel has no Landlock")
 
 
 @pytest.mark.parametrize(("tool", "params", "kind", "words"), [c[1:] for c in CONTAINED], ids=[c[0] for c in CONTAINED])
@@ -112,11 +147,53 @@ def test_patching_the_registry_dies_with_the_call(data: DataDir) -> None:
     data.sandbox.discard(after)
 
 
-@pytest.mark.parametrize("how", ["libc", "pyarrow"])
-def test_native_code_is_not_contained_by_the_audit_hook(data: DataDir, how: str) -> None:
-    """Documented in SECURITY.md: the audit hook sees Python, not C. A tool reading files through libc
-    or pyarrow's C++ reader gets them; only OS-level isolation (a separate user, a container) stops it."""
-    path = data.database if how == "libc" else data.blob
-    out = data.sandbox.run("native_read", data.blob, {"path": str(path), "how": how}, CTX)
+@needs_landlock
+@pytest.mark.parametrize(("tool", "params", "words"), [c[1:] for c in KERNEL_CONTAINED],
+                         ids=[c[0] for c in KERNEL_CONTAINED])  # fmt: skip
+def test_native_code_is_held_by_the_kernel(data: DataDir, tool: str, params: Params, words: str) -> None:
+    test_an_escape_is_a_failed_call(data, tool, params, "tool", words)
+
+
+@needs_landlock
+def test_a_neighbour_call_cannot_read_a_running_call_folder(data: DataDir) -> None:
+    where: list[str] = []
+    victim = threading.Thread(target=data.sandbox.run, args=("plant_and_sleep", data.blob, {}, CTX),
+                              kwargs={"on_progress": lambda f, m: where.append(m)})  # fmt: skip
+    victim.start()
+    deadline = time.monotonic() + 10
+    while not where and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert where, "the victim never said where its secret is"
+    out = data.sandbox.run("native_read", data.blob, {"path": where[0]}, CTX)
+    victim.join(timeout=20)
+    assert not out.ok and "denied" in (out.error or ""), out.error
+    assert "neighbour-secret" not in json.dumps(out.result) + (out.error or "")
+
+
+@pytest.mark.parametrize("how", ["tcp", "udp"])
+def test_no_byte_reaches_a_listener_on_loopback(data: DataDir, how: str) -> None:
+    kind = socket.SOCK_STREAM if how == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_INET, kind) as listener:
+        listener.bind(("127.0.0.1", 0))
+        if how == "tcp":
+            listener.listen(1)
+        listener.settimeout(1.0)
+        port = listener.getsockname()[1]
+        native = data.sandbox.run("native_connect", data.blob, {"how": how, "pid": port}, CTX)
+        python = data.sandbox.run("network", data.blob, {"how": "udp"}, CTX)
+        with pytest.raises(TimeoutError):
+            listener.accept() if how == "tcp" else listener.recvfrom(64)
+    assert not native.ok and not python.ok, (native.result, python.result)
+    assert any(w in (native.error or "") for w in ("unreachable", "denied", "refused")), native.error
+
+
+@pytest.mark.skipif(not isolation_report()["namespaces"], reason="the kernel refuses user namespaces here")
+def test_every_process_a_tool_starts_dies_with_the_call(data: DataDir) -> None:
+    said: list[str] = []
+    out = data.sandbox.run("leave_behind", data.blob, {}, CTX, on_progress=lambda f, m: said.append(m))
     assert out.ok, out.error
-    assert out.result["findings"]["got"] == ("SQLite format 3\x00" if how == "libc" else 60)
+    assert said and said[0].isdigit(), said
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{said[0]}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{said[0]}"), "a process the tool started outlived the call"

@@ -12,7 +12,8 @@ import pytest
 
 from tests.conftest import messy_table
 from tests.tools.sandbox_tools import HOSTILE
-from tools.sandbox import CallContext, Limits, Sandbox, isolation_mode
+from tools.landlock import abi_version
+from tools.sandbox import CallContext, Limits, Sandbox, isolation_report
 
 CTX = CallContext(target="outcome", id_columns=["record_id"], task="classification")
 
@@ -90,8 +91,12 @@ def test_cancel_stops_a_running_call(sandbox: Sandbox, table_file: Path) -> None
     assert time.monotonic() - started < 3
 
 
-def test_isolation_mode_is_reported() -> None:
-    assert isolation_mode() in {"netns", "audit-hook"}
+def test_every_layer_is_reported_as_the_kernel_grants_it() -> None:
+    report = isolation_report()
+    assert report["audit_hooks"] is True and report["landlock_abi"] == abi_version()
+    assert report["kernel"] == (report["namespaces"] and report["landlock_abi"] > 0)
+    assert report["landlock_tcp"] == (report["landlock_abi"] >= 4)
+    assert f"landlock ABI {report['landlock_abi']}" in report["describe"] or report["landlock_abi"] == 0
 
 
 def test_mutating_tool_output_is_read_back(sandbox: Sandbox, table_file: Path) -> None:
