@@ -67,6 +67,9 @@ class SessionRow(Base):
     llm_share: Mapped[str | None] = mapped_column(String(16), default=None)  # what its LLM sees; None: aggregates
     #: Rules an LLM read from the chat, waiting for the person to accept them (``agents.rules.RuleSuggestion``).
     rule_suggestion: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    #: The engine advancing it while it is planned or run, and that engine's last sign of life (``copilot.heartbeat``).
+    runner: Mapped[str | None] = mapped_column(String(128), default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
 
@@ -91,6 +94,9 @@ class StepRow(Base):
     version_after: Mapped[str | None] = mapped_column(String(32), default=None)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: The engine that runs it, and that engine's last sign of life while it runs (``copilot.heartbeat``).
+    runner: Mapped[str | None] = mapped_column(String(128), default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ApprovalRow(Base):
