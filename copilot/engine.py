@@ -7,8 +7,10 @@
 
 Every transition is committed to the store before its side effect starts: a
 step is marked ``running`` (with its approval on record) before the sandbox
-is asked to run it, so a restarted server never runs a step twice. On start,
-steps left ``running`` by a crash are marked failed and interrupted, and the
+is asked to run it, so a restarted server never runs a step twice. A running
+step and a session being advanced carry their engine's id and heartbeat
+(``copilot.heartbeat``): a server takes over only those whose heartbeat
+stopped (a crash), marking such steps failed and interrupted, and the
 coordinator may propose them again; sessions waiting at a gate stay there.
 """
 
@@ -18,6 +20,7 @@ import json
 import logging
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +42,7 @@ from copilot import session_views as views
 from copilot.errors import Conflict, InvalidParams, RuleViolation, Stale
 from copilot.events import EventBus
 from copilot.factory import make_agents, make_sandbox
+from copilot.heartbeat import ACTIVE_STATES, Heartbeat, Watch, new_runner_id, take_session, take_step
 from copilot.loading import load_table
 from copilot.planning import Planner, check_share, keep_requests
 from copilot.reads import SessionReads
@@ -78,35 +82,53 @@ class Engine(SessionReads):
         self.agents = agents or make_agents(settings)
         self.planner = Planner(self.registry, self.version_store, self.agents, settings.llm_share)
         self.runner = StepRunner(make_sandbox(settings), self.version_store, self.registry, settings.seed)
+        self.runner_id = new_runner_id()  # on the steps it runs and the sessions it advances
+        self._heartbeat = Heartbeat(self.store, self.runner_id)
+        self._watch = Watch(self.runner_id)  # others' heartbeats; after start(), the heartbeat thread's alone
 
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self, recover: bool = True) -> None:
-        """Migrate the store; with ``recover``, take over sessions a crash left mid-way. A second process
-        on the same data directory (``copilot clean`` beside a server) must not: they are not its own."""
+        """Migrate the store and start the heartbeat; with ``recover``, take over what a dead runner left
+        mid-way, now and at every heartbeat (a runner that dies later, or whose last beat is recent). A
+        ``copilot clean`` beside a server starts without: it has nothing of its own to recover."""
         self.store.migrate()
         self.isolation = isolation_mode()
-        if not recover:
-            return
-        for session_id in self._recover():  # re-planned in the background: the server answers at once
-            self._planning.submit(self._advance, session_id)
+        if recover:
+            self._take_over()
+        self._heartbeat.start(self._take_over if recover else None)
 
     def close(self) -> None:
+        self._heartbeat.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._planning.shutdown(wait=False, cancel_futures=True)
 
+    def _take_over(self) -> None:
+        for session_id in self._recover():  # re-planned in the background: the server answers at once
+            self._planning.submit(self._advance, session_id)
+
     def _recover(self) -> list[str]:
-        """Mark steps a crash left running as interrupted; return the sessions to re-plan."""
+        """Take over what dead runners left: their running steps fail as interrupted, their sessions are
+        re-planned here; return those sessions. Each row is taken only if its heartbeat has not moved since
+        it was read, so a runner that beats meanwhile keeps its work; the engine's lock is taken only when
+        there is something to take. Sessions are taken before steps, the order in which heartbeats and
+        flushes write them (no two transactions wait on each other's rows in opposite orders)."""
+        with self.store.transaction() as db:
+            stopped = self._watch.stopped(self._watch.beats(db), time.monotonic())
+        if not stopped:
+            return []
+        error = "interrupted: the process that ran it stopped before it finished; it may be proposed again"
         with self._write() as db:
             touched = set()
-            for step in db.scalars(select(StepRow).where(StepRow.status == "running")):
-                step.status, step.interrupted, step.finished_at = "failed", True, now()
-                step.error = "interrupted by a server restart before it finished; it may be proposed again"
-                touched.add(step.session_id)
-                self._emit(db, db.get_one(SessionRow, step.session_id), "step_failed",
-                           {"step_id": step.id, "tool": step.tool, "error": step.error})  # fmt: skip
-            stalled = select(SessionRow.id).where(SessionRow.state.in_(["running", "planning", "created"]))
-            ids = sorted(touched | set(db.scalars(stalled)))
+            for (kind, row_id), beat in stopped.items():
+                if kind == "session" and take_session(db, row_id, beat, self.runner_id):
+                    touched.add(row_id)
+                elif kind == "step" and take_step(db, row_id, beat, error):
+                    step = db.get_one(StepRow, row_id)
+                    touched.add(step.session_id)
+                    self._emit(db, db.get_one(SessionRow, step.session_id), "step_failed",
+                               {"step_id": step.id, "tool": step.tool, "error": step.error})  # fmt: skip
+            ids = sorted(touched)
             for session_id in ids:
                 session = db.get_one(SessionRow, session_id)
                 if session.state not in FINAL_STATES:
@@ -503,12 +525,18 @@ class Engine(SessionReads):
             outcome, output = self.runner.run(call, progress, cancel)
             with self._write() as db:
                 session, step = db.get_one(SessionRow, session_id), db.get_one(StepRow, step_id)
-                if session.state == "stopped" or cancel.is_set():
-                    outcome, output = self.runner.discarded(outcome, output)
-                self.runner.record(db, session, step, outcome, output, self._emit)
-                if session.state == "running":
-                    self._set_state(db, session, "planning")
-            self._schedule(session_id)
+                ours = step.status == "running" and step.runner == self.runner_id
+                if ours:
+                    if session.state == "stopped" or cancel.is_set():
+                        outcome, output = self.runner.discarded(outcome, output)
+                    self.runner.record(db, session, step, outcome, output, self._emit)
+                    if session.state == "running":
+                        self._set_state(db, session, "planning")
+            if ours:
+                self._schedule(session_id)
+            else:  # this engine missed its heartbeats for so long that another one took the step over
+                log.warning("step %s of session %s was taken over while it ran; its result is dropped",
+                            step_id, session_id)  # fmt: skip
         except Exception:  # a bug of ours must not kill the executor thread silently
             log.exception("step %s of session %s crashed the engine", step_id, session_id)
             self._fail_session(session_id, step_id)
@@ -529,6 +557,7 @@ class Engine(SessionReads):
         if running is not None:  # the state machine never gets here; refuse rather than run two at once
             raise Conflict(f"step {running.id} ({running.tool}) is still running")
         step.status, step.started_at, step.version_before = "running", now(), session.version
+        step.runner, step.heartbeat_at = self.runner_id, now()
         self._set_state(db, session, "running")
         self._emit(db, session, "step_started", {"step_id": step.id, "tool": step.tool, "params": step.params})
 
@@ -576,6 +605,8 @@ class Engine(SessionReads):
 
     def _set_state(self, db: Session, session: SessionRow, state: str) -> None:
         session.state = state
+        if state in ACTIVE_STATES:  # this engine plans or runs it now, and its heartbeat says it is alive
+            session.runner, session.heartbeat_at = self.runner_id, now()
         self._emit(db, session, "session_state", {"state": state})
 
     def _emit(self, db: Session, session: SessionRow, kind: str, data: dict[str, Any]) -> None:
