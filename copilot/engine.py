@@ -53,7 +53,7 @@ from copilot.validation import check_guidance, check_table
 from copilot.versions import VersionStore
 from copilot.views import EventView, MessageView, Policy, SessionView
 from tools.registry import Registry, default_registry
-from tools.sandbox import isolation_mode
+from tools.sandbox import isolation_report
 
 log = logging.getLogger(__name__)
 FINAL_STATES = {"done", "stopped", "failed"}
@@ -73,7 +73,7 @@ class Engine(SessionReads):
         self.store = Store(settings.store_url())
         self.version_store = VersionStore(settings.data_dir / "versions")
         self.bus = EventBus()
-        self.isolation = "unknown"
+        self.isolation: dict[str, Any] = {"kernel": False, "describe": "not probed yet"}
         self._lock = threading.RLock()  # one writer at a time: the gate's checks and its commit are atomic
         self._local = threading.local()  # events of the transaction in progress, per thread
         self._cancels: dict[int, threading.Event] = {}  # steps marked running, until their run ends
@@ -93,7 +93,7 @@ class Engine(SessionReads):
         mid-way, now and at every heartbeat (a runner that dies later, or whose last beat is recent). A
         ``copilot clean`` beside a server starts without: it has nothing of its own to recover."""
         self.store.migrate()
-        self.isolation = isolation_mode()
+        self.isolation = probed_isolation(self.settings)
         if recover:
             self._take_over()
         self._heartbeat.start(self._take_over if recover else None)
@@ -173,6 +173,8 @@ class Engine(SessionReads):
             db.flush()  # the rows below refer to it
             db.add(VersionRow(session_id=session_id, id=first.id, blob=first.blob, n_rows=first.n_rows,
                               n_columns=first.n_columns, profile=profile))  # fmt: skip
+            if not self.isolation["kernel"]:
+                self._say(db, session, isolation_warning(self.isolation))
             if rules is not None and rules.changes:
                 self._set_rules(db, session, guidance, rules.changes, by="you, in the goal")
                 self._say(db, session, "From your goal: " + " ".join(rules.changes))
@@ -633,6 +635,20 @@ class Engine(SessionReads):
     def _publish_now(self, session_id: str, kind: str, data: dict[str, Any]) -> None:
         with self._write() as db:
             self._emit(db, db.get_one(SessionRow, session_id), kind, data)
+
+
+def probed_isolation(settings: Settings) -> dict[str, Any]:
+    """The sandbox's layers on this machine; a warning in the log when the kernel's are missing."""
+    report = isolation_report((str(settings.data_dir),))
+    if not report["kernel"]:
+        log.warning(isolation_warning(report))
+    return report
+
+
+def isolation_warning(report: dict[str, Any]) -> str:
+    return (f"The sandbox runs without its full kernel isolation here ({report['describe']}): tools are held by "
+            "Python's audit hooks, which native code can get past. Set COPILOT_SANDBOX=strict to run no tool "
+            "without it.")  # fmt: skip
 
 
 def usage_after(session: SessionRow, spent: Usage) -> dict[str, int]:
