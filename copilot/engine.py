@@ -5,6 +5,9 @@
     created ─► planning ─► awaiting_approval(step) ─► running(step) ─► planning ─► … ─► done
                                │ reject / edit                                        stopped | failed
 
+A step at the gate carries a proposal id that is never reused; approve and reject must name it, and
+every call passes the guard of the person's rules before it runs (``copilot.gate``).
+
 Every transition is committed to the store before its side effect starts: a
 step is marked ``running`` (with its approval on record) before the sandbox
 is asked to run it, so a restarted server never runs a step twice. A running
