@@ -6,6 +6,9 @@ stops start-up with a message naming the variable, never falls back to something
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -20,6 +23,8 @@ from copilot.errors import CopilotError
 
 #: Which steps wait for a person: every step, the steps that change data, or none. Exact, lower-case words.
 Policy = Literal["always", "mutating", "never"]
+#: ``COPILOT_*`` variables read elsewhere, not settings of this class.
+OTHER_VARIABLES = frozenset({"COPILOT_FRONTEND_DIR", "COPILOT_SANDBOX_MAIN_PATH"})
 #: Settings whose value is not repeated in an error message, since it may hold a password.
 SECRET_FIELDS = frozenset({"database_url", "tokens"})
 
@@ -128,11 +133,28 @@ def _file_tokens(path: Path) -> list[str]:
 
 
 def load_settings() -> Settings:
-    """The settings in force; raises :class:`SettingsError`, naming every bad variable, rather than start."""
+    """The settings in force; raises :class:`SettingsError`, naming every bad variable, rather than start.
+    A ``COPILOT_*`` name that is no setting (``COPILOT_SANDBX=strict``) is refused too: ignored, a typo in a
+    security setting would leave the default in force unseen."""
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        raise SettingsError("invalid settings:\n" + "\n".join(f"  {line}" for line in unknown))
     try:
         return Settings()
     except ValidationError as exc:
         raise SettingsError(describe(exc)) from None
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A line for each ``COPILOT_*`` variable that names no setting, with the closest one."""
+    prefix = str(Settings.model_config.get("env_prefix", "")).upper()
+    known = sorted({f"{prefix}{name}".upper() for name in Settings.model_fields} | OTHER_VARIABLES)
+    lines = []
+    for name in sorted(n for n in environ if n.upper().startswith(prefix) and n.upper() not in known):
+        close = difflib.get_close_matches(name.upper(), known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        lines.append(f"{name} is not a setting{hint} (unset it, or see `copilot doctor` for those in force)")
+    return lines
 
 
 def describe(error: ValidationError) -> str:

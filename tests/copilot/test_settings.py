@@ -98,3 +98,18 @@ def test_folders_must_be_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("COPILOT_DATA_DIR", str(tmp_path / "file"))
     with pytest.raises(SettingsError, match=r"COPILOT_DATA_DIR=.* it exists and is not a folder"):
         load_settings()
+
+
+def test_a_misspelt_variable_stops_start_up_naming_the_closest_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COPILOT_SANDBX", "strict")
+    monkeypatch.setenv("COPILOT_POLCY", "always")
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    message = str(refused.value)
+    assert "COPILOT_SANDBX is not a setting; did you mean COPILOT_SANDBOX?" in message
+    assert "COPILOT_POLCY is not a setting; did you mean COPILOT_POLICY?" in message
+    monkeypatch.delenv("COPILOT_SANDBX")
+    monkeypatch.delenv("COPILOT_POLCY")
+    monkeypatch.setenv("COPILOT_SANDBOX", "strict")
+    monkeypatch.setenv("COPILOT_FRONTEND_DIR", "/tmp")  # read by the API, not a setting of the class
+    assert load_settings().sandbox == "strict"
