@@ -42,7 +42,7 @@ from agents.rules import RuleSuggestion, suggest
 from agents.worker import ToolCallError
 from copilot import gate
 from copilot import session_views as views
-from copilot.errors import Conflict, InvalidParams, RuleViolation, Stale
+from copilot.errors import Conflict, InvalidParams, RuleViolation, Stale, StorageError
 from copilot.events import EventBus
 from copilot.factory import make_agents, make_sandbox
 from copilot.heartbeat import ACTIVE_STATES, Heartbeat, Watch, new_runner_id, take_session, take_step
@@ -542,16 +542,21 @@ class Engine(SessionReads):
             else:  # this engine missed its heartbeats for so long that another one took the step over
                 log.warning("step %s of session %s was taken over while it ran; its result is dropped",
                             step_id, session_id)  # fmt: skip
+        except StorageError as exc:  # the input version cannot be read: no step can run on it
+            log.error("step %s of session %s: %s", step_id, session_id, exc)
+            self._fail_session(session_id, step_id, str(exc))
         except Exception:  # a bug of ours must not kill the executor thread silently
             log.exception("step %s of session %s crashed the engine", step_id, session_id)
             self._fail_session(session_id, step_id)
         finally:
             self._cancels.pop(step_id, None)
 
-    def _fail_session(self, session_id: str, step_id: int) -> None:
+    def _fail_session(
+        self, session_id: str, step_id: int, reason: str = "internal error while running the step; see the server log"
+    ) -> None:
         with self._write() as db:
             session, step = db.get_one(SessionRow, session_id), db.get_one(StepRow, step_id)
-            step.status, step.error = "failed", "internal error while running the step; see the server log"
+            step.status, step.error = "failed", reason
             session.error = step.error
             self._set_state(db, session, "failed")
 

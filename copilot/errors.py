@@ -26,6 +26,11 @@ class StepFailed(CopilotError):
     """A tool call failed in the sandbox; the input version is untouched."""
 
 
+class StorageError(CopilotError):
+    """The server's own stored data cannot be read (a version's file cut short on disk): not the caller's
+    fault, so the API answers 500, with this message rather than a stack trace."""
+
+
 class NotFound(CopilotError):
     """No such session, step or version for this caller (another owner's look the same)."""
 

@@ -32,11 +32,13 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
+from copilot.errors import StorageError
+
 TEMPORARY = ".tmp-"  # the prefix of a file being written; a crash may leave one, never under a final name
 PARQUET_MAGIC = b"PAR1"  # a whole Parquet file starts and ends with it
 
 
-class DamagedBlob(RuntimeError):
+class DamagedBlob(StorageError):
     """A version's blob is missing or not a whole Parquet file (cut short on disk); its version cannot be read."""
 
 

@@ -22,6 +22,7 @@ from copilot.errors import (
     NotFound,
     PipelineError,
     Stale,
+    StorageError,
     TableError,
 )
 
@@ -35,6 +36,7 @@ _STATUS: tuple[tuple[type[CopilotError], int], ...] = (
     (TableError, 422),
     (PipelineError, 422),
     (InputFileError, 400),
+    (StorageError, 500),
 )
 INTERNAL_ERROR = "internal error; see the server log"
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from copilot.engine import Engine
-from copilot.errors import Conflict, InvalidParams, NotFound, Stale, TableError
+from copilot.errors import Conflict, InvalidParams, NotFound, Stale, StorageError, TableError
 from copilot.settings import Settings
 from copilot.store import ApprovalRow, SessionRow, StepRow
 from copilot.views import SessionView
@@ -129,3 +129,18 @@ def test_bad_upload_leaves_nothing_behind(engine: Engine, tmp_path: Path) -> Non
         engine.create_session(upload, "p.csv", "Outcome", "alice")
     assert engine.list_sessions("alice") == []
     assert not any((engine.settings.data_dir / "uploads").iterdir())
+
+
+def test_a_version_cut_short_on_disk_fails_the_step_saying_so(engine: Engine, tmp_path: Path) -> None:
+    session = _create(engine, tmp_path)
+    pending = session.pending_step
+    assert pending is not None
+    blob = engine.version_file(session.id, session.version, "alice")
+    blob.write_bytes(blob.read_bytes()[: blob.stat().st_size // 2])  # a power cut's half-written file
+    with pytest.raises(StorageError, match="not a whole Parquet file"):
+        engine.version_file(session.id, session.version, "alice")
+    engine.approve(session.id, pending.id, "alice", pending.proposal)
+    failed = _wait(engine, session, {"failed"})
+    step = next(s for s in failed.plan if s.id == pending.id)
+    assert step.status == "failed" and "not a whole Parquet file" in (step.error or "")
+    assert failed.error == step.error and "internal error" not in failed.error
