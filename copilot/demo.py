@@ -46,9 +46,9 @@ def demo_data(seed: int = 0, test_size: float = 0.3) -> DemoData:
     frame[TARGET] = data.target.map({0: POSITIVE, 1: "benign"}).astype("str")
     frame.insert(0, ID, [f"BC-{i:04d}" for i in range(len(frame))])
     train, test = train_test_split(frame, test_size=test_size, random_state=seed, stratify=frame[TARGET])
-    dirty, log = inject_faults(train.drop(columns=[ID]), TARGET, seed, label_flip=0.08, outliers=0.03,
-                               missing=0.05, duplicates=0.03, sentinel_column="mean radius")  # fmt: skip
-    dirty.insert(0, ID, [f"TR-{i:04d}" for i in range(len(dirty))])
+    # A duplicate is the same record written twice: it keeps its record id.
+    dirty, log = inject_faults(train, TARGET, seed, label_flip=0.08, outliers=0.03, missing=0.05,
+                               duplicates=0.03, sentinel_column="mean radius")  # fmt: skip
     return DemoData(dirty, train.reset_index(drop=True), test.reset_index(drop=True), log)
 
 

@@ -1,8 +1,13 @@
 """Find exact and near-duplicate rows, and rows whose features agree but whose labels do not.
 
-Identifier columns are never compared: two records with different ids but the
-same values are the same observation entered twice. Near mode compares a
-normalised copy: numbers standardised and rounded to ``tolerance`` standard
+Identifier columns are never compared, but they say which rows are the same
+record: rows that agree on every compared value and on their identifiers are one
+record written twice (dropped with ``action: drop``); rows that agree on every
+compared value but carry different identifiers are different records that
+happen to look alike (different patients with the same scores, say), and are
+only reported. Without an identifier column every group counts as repeats.
+
+Near mode compares a normalised copy: numbers standardised and rounded to ``tolerance`` standard
 deviations, text stripped, case-folded and with runs of spaces collapsed.
 Rounding puts values into bins, so two values a hair apart can fall on either
 side of a bin edge and be missed; a smaller tolerance makes that rarer.
@@ -61,8 +66,9 @@ class Duplicates(Tool):
     name = "duplicates"
     description = (
         "Find rows entered more than once (exact, or near: tiny numeric differences, case and spaces "
-        "in text), ignoring identifier columns, and drop the copies; report rows with the same "
-        "features but different labels as conflicts."
+        "in text) and drop the copies. Identifiers are not compared, but rows with different identifiers "
+        "are different records and are only reported; rows with the same features but different labels "
+        "are reported as conflicts."
     )
     category = "anomalies"
     mutates = True
@@ -73,12 +79,13 @@ class Duplicates(Tool):
         features, target = compared_columns(table, ctx)
         key = features + ([target] if target and params.include_target else [])
         normalised = normalise(table[features + ([target] if target else [])], params)
-        groups = duplicate_groups(normalised[key], params.keep) if key else []
+        alike = duplicate_groups(normalised[key], params.keep) if key else []
+        groups, distinct = by_record(alike, table[identifier_columns(table, ctx)], params.keep)
         ctx.check_cancelled()
         conflicts = conflict_groups(normalised, features, target) if features and target else []
         dropped = [row for g in groups for row in g.rows if row != g.kept]
         out = table.drop(index=dropped) if params.action == "drop" else table.copy()
-        return _result(table, out, groups, conflicts, key, params, target)
+        return _result(table, out, groups, conflicts, key, params, target, distinct)
 
 
 def compared_columns(table: pd.DataFrame, ctx: ToolContext) -> tuple[list[str], str | None]:
@@ -87,6 +94,25 @@ def compared_columns(table: pd.DataFrame, ctx: ToolContext) -> tuple[list[str], 
     features = [c for c in ctx.feature_columns(table) if kinds[c] != "identifier"]
     target = ctx.target if ctx.target in table.columns else None
     return features, target
+
+
+def identifier_columns(table: pd.DataFrame, ctx: ToolContext) -> list[str]:
+    """The columns that name a record: those the person named, and those typed as identifiers."""
+    kinds = column_kinds(table, ctx)
+    return [c for c in table.columns if c != ctx.target and (c in ctx.id_columns or kinds.get(c) == "identifier")]
+
+
+def by_record(groups: list[Group], ids: pd.DataFrame, keep: str) -> tuple[list[Group], list[Group]]:
+    """Split look-alike groups by identifier: rows with the same identifiers are one record repeated (the
+    first list); a group whose rows carry more than one identifier holds distinct records (the second)."""
+    if ids.columns.empty:
+        return groups, []
+    repeats, distinct = [], []
+    for group in groups:
+        repeats += duplicate_groups(ids.loc[group.rows], keep)
+        if ids.loc[group.rows].drop_duplicates().shape[0] > 1:
+            distinct.append(Group(group.rows, group.rows[0]))
+    return repeats, distinct
 
 
 def normalise(frame: pd.DataFrame, params: DuplicatesParams) -> pd.DataFrame:
@@ -135,6 +161,7 @@ def _result(
     key: list[str],
     params: DuplicatesParams,
     target: str | None,
+    distinct: list[Group],
 ) -> ToolResult:
     redundant = sum(len(g.rows) - 1 for g in groups)
     examples = [
@@ -155,6 +182,11 @@ def _result(
         "groups": len(groups),
         "duplicate_rows": redundant,
         "examples": examples,
+        "distinct_records": {
+            "groups": len(distinct),
+            "rows": sum(len(g.rows) for g in distinct),
+            "examples": [{"rows": json_labels(g.rows[:ROWS_PER_EXAMPLE])} for g in distinct[:EXAMPLE_CAP]],
+        },
         "conflicts": {
             "groups": len(conflicts),
             "rows": sum(len(g.rows) for g in conflicts),
@@ -166,6 +198,7 @@ def _result(
         "duplicate_rows": float(redundant),
         "rows_dropped": float(len(table) - len(out)),
         "conflict_groups": float(len(conflicts)),
+        "distinct_record_groups": float(len(distinct)),
     }
     return ToolResult(
         summary=_summary(findings, table, params, target),
@@ -193,6 +226,12 @@ def _summary(findings: dict[str, Any], table: pd.DataFrame, params: DuplicatesPa
         )
     else:
         text = f"No {params.mode} duplicate rows found, {compared}; the table is unchanged."
+    alike = findings["distinct_records"]
+    if alike["groups"]:
+        text += (
+            f" {plural(alike['groups'], 'group')} of {plural(alike['rows'], 'row')} agree on every compared value "
+            "but carry different identifiers: different records that look alike, kept."
+        )
     n_conflicts = findings["conflicts"]["groups"]
     if n_conflicts:
         text += (

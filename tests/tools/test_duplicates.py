@@ -26,10 +26,11 @@ def records(n: int = 300, seed: int = 0) -> pd.DataFrame:
     )
 
 
-def copy_rows(table: pd.DataFrame, pairs: list[tuple[int, int]]) -> pd.DataFrame:
-    """Overwrite row ``dst`` with the values of row ``src`` (all but the record id)."""
+def copy_rows(table: pd.DataFrame, pairs: list[tuple[int, int]], same_record: bool = True) -> pd.DataFrame:
+    """Overwrite row ``dst`` with the values of row ``src``: the same record written twice, or, with
+    ``same_record=False``, another record (its own id) whose values all match."""
     out = table.copy()
-    columns = [c for c in out.columns if c != "record_id"]
+    columns = [c for c in out.columns if same_record or c != "record_id"]
     for src, dst in pairs:
         out.loc[dst, columns] = out.loc[src, columns].to_numpy()
     return out.astype(table.dtypes.to_dict())
@@ -39,7 +40,7 @@ def run(table: pd.DataFrame, **params: object) -> ToolResult:
     return Duplicates().run(table, Duplicates.parse_params(params), CTX)
 
 
-def test_exact_copies_with_other_ids_are_dropped_keeping_the_first() -> None:
+def test_exact_copies_of_a_record_are_dropped_keeping_the_first() -> None:
     table = copy_rows(records(), [(3, 50), (3, 90), (10, 200)])
     result = run(table)
     assert result.findings["groups"] == 2
@@ -108,13 +109,33 @@ def test_without_the_target_conflicting_rows_count_as_duplicates() -> None:
     pd.testing.assert_series_equal(result.table["outcome"], table.drop(index=70)["outcome"])
 
 
-def test_identifier_typed_columns_are_ignored_too() -> None:
+def test_identifier_typed_columns_are_not_compared_but_tell_records_apart() -> None:
     table = copy_rows(records(), [(3, 50)])
     table["visit_code"] = [f"V{i}" for i in range(len(table))]
     ctx = ToolContext(target="outcome", id_columns=["record_id"], column_types={"visit_code": "identifier"})
     result = Duplicates().run(table, Duplicates.parse_params({}), ctx)
-    assert result.findings["groups"] == 1
     assert "visit_code" not in result.findings["columns_compared"]
+    assert result.findings["groups"] == 0 and result.findings["distinct_records"]["groups"] == 1
+    table["visit_code"] = "V"  # the same visit
+    assert Duplicates().run(table, Duplicates.parse_params({}), ctx).findings["groups"] == 1
+
+
+def test_distinct_records_with_equal_values_are_kept_and_reported() -> None:
+    """Different patients (different ids) who share every score are not duplicates: nothing of them is
+    dropped; the same record written twice still is."""
+    table = copy_rows(records(), [(3, 50), (3, 90)], same_record=False)
+    table = copy_rows(table, [(10, 200)])
+    result = run(table)
+    assert result.findings["groups"] == 1 and result.findings["duplicate_rows"] == 1
+    assert result.findings["distinct_records"] == {"groups": 1, "rows": 3, "examples": [{"rows": [3, 50, 90]}]}
+    pd.testing.assert_frame_equal(result.table, table.drop(index=[200]))
+    assert "different records that look alike, kept" in result.summary
+
+
+def test_without_an_identifier_every_look_alike_counts_as_a_repeat() -> None:
+    table = copy_rows(records(), [(3, 50)], same_record=False).drop(columns="record_id")
+    result = Duplicates().run(table, Duplicates.parse_params({}), ToolContext(target="outcome"))
+    assert result.findings["groups"] == 1 and 50 not in result.table.index
 
 
 def test_no_duplicates_leaves_the_table_unchanged() -> None:
