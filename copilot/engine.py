@@ -38,37 +38,31 @@ from agents.chat import interpret
 from agents.llm import Share, Usage
 from agents.pair import AgentPair, Proposal
 from agents.plan import REVERT, Guidance
-from agents.rules import RuleSuggestion, suggest
 from agents.worker import ToolCallError
 from copilot import gate
 from copilot import session_views as views
-from copilot.errors import Conflict, InvalidParams, RuleViolation, Stale, StorageError
+from copilot.conversation import Conversation, usage_after
+from copilot.errors import Conflict, InvalidParams, RuleViolation, StorageError
 from copilot.events import EventBus
-from copilot.factory import make_agents, make_sandbox
+from copilot.factory import isolation_warning, make_agents, make_sandbox, probed_isolation
 from copilot.heartbeat import ACTIVE_STATES, Heartbeat, Watch, new_runner_id, take_session, take_step
 from copilot.loading import load_table
 from copilot.planning import Planner, check_share, keep_requests
 from copilot.reads import SessionReads
 from copilot.settings import Settings
 from copilot.step_runner import StepRunner
-from copilot.store import EventRow, MessageRow, SessionRow, StepRow, Store, VersionRow, now
+from copilot.store import EventRow, SessionRow, StepRow, Store, VersionRow, now
 from copilot.validation import check_guidance, check_table
 from copilot.versions import VersionStore
-from copilot.views import EventView, MessageView, Policy, SessionView
+from copilot.views import Policy, SessionView
 from tools.registry import Registry, default_registry
-from tools.sandbox import isolation_report
 
 log = logging.getLogger(__name__)
 FINAL_STATES = {"done", "stopped", "failed"}
 MAX_REPLANS = 5  # proposals discarded in a row because the session moved on meanwhile
-CHAT_HELP = (
-    'I did not understand that. You can say approve, skip, undo or stop; give rules such as "don\'t drop rows", '
-    '"keep column X" or "X must be between 0 and 120"; or ask about the data, e.g. "how many missing values '
-    'in X?".'
-)
 
 
-class Engine(SessionReads):
+class Engine(Conversation, SessionReads):
     def __init__(self, settings: Settings, registry: Registry | None = None, agents: AgentPair | None = None) -> None:
         self.settings = settings
         self.registry = registry or default_registry()
@@ -264,25 +258,6 @@ class Engine(SessionReads):
         self._schedule(session_id)
         return self.get_session(session_id, owner)
 
-    def accept_rules(self, session_id: str, owner: str, suggestion: str) -> SessionView:
-        """Put the rules an LLM suggested in force, named by the suggestion's id; only what still tightens
-        the rules in force applies (the person may have changed them since)."""
-        with self._write() as db:
-            session = self._owned(db, session_id, owner)
-            pending = views.suggested_rules(session)
-            if pending is None or pending.id != suggestion:
-                raise Stale(f"the rule suggestion {suggestion!r} is not waiting for you, so nothing changed",
-                            pending.model_dump() if pending else None)  # fmt: skip
-            current = Guidance.model_validate(session.guidance)
-            guidance, changes, _ = suggest(current, pending.guidance)
-            session.rule_suggestion = {**(session.rule_suggestion or {}), "suggestion": None}
-            self._set_rules(db, session, guidance, changes, by="you, accepting the LLM's suggestion")
-            self._say(db, session, f"Accepted the suggested rules: {'; '.join(changes) or 'nothing left to change'}.")
-            replan = self._reopen(db, session)
-        if replan:
-            self._schedule(session_id)
-        return self.get_session(session_id, owner)
-
     def undo(self, session_id: str, owner: str) -> SessionView:
         """Go back to the parent of the current version; the step that made it becomes ``reverted``.
 
@@ -323,105 +298,6 @@ class Engine(SessionReads):
         if running is not None and running.id in self._cancels:
             self._cancels[running.id].set()
         return self.get_session(session_id, owner)
-
-    # -- messages, versions, exports ----------------------------------------------------------
-
-    def post_message(
-        self, session_id: str, owner: str, text: str, proposal: str | None = None, suggestion: str | None = None
-    ) -> MessageView:
-        """Store the human's message and act on it: a gate action, new rules (the plan is re-made to
-        honour them), or a question answered from the profile (or by the LLM, when one is set up).
-
-        "approve" or "reject" act only on the proposal the message names (``proposal``: the card the
-        person saw), "accept the rules" only on the suggestion it names."""
-        with self._write() as db:
-            session = self._owned(db, session_id, owner)
-            message = MessageRow(session_id=session.id, role="user", text=text)
-            db.add(message)
-            db.flush()
-            self._emit(db, session, "message", {"id": message.id, "role": "user", "text": text})
-            view = views.message_view(message)
-            version = db.get_one(VersionRow, (session.id, session.version))
-            reading = interpret(text, Guidance.model_validate(session.guidance), version.profile, session.target)
-            replan = reading.guidance.model_dump() != session.guidance
-            if replan:
-                self._set_rules(db, session, reading.guidance, reading.changes, by="you, in the chat")
-            said = " ".join([*reading.changes, *([reading.answer] if reading.answer else [])])
-            if said:
-                self._say(db, session, said)
-            elif not reading.understood and self.agents.instant:
-                self._say(db, session, CHAT_HELP)
-            for_llm = not reading.understood and not self.agents.instant  # it may hold rules the LLM can read
-            replan = (replan or for_llm) and self._reopen(db, session)
-        if reading.action is not None:
-            self._chat_action(session_id, owner, reading.action, text, proposal, suggestion)
-        elif not reading.understood and not self.agents.instant:
-            self._planning.submit(self._llm_reply, session_id, text, replan)
-        elif replan:
-            self._schedule(session_id)
-        return view
-
-    def _reopen(self, db: Session, session: SessionRow) -> bool:
-        """Back to planning from a gate, so new rules take effect at once; False when not at a gate."""
-        if session.state != "awaiting_approval":
-            return False
-        self._drop_proposed(db, session)
-        self._set_state(db, session, "planning")
-        return True
-
-    def _chat_action(
-        self, session_id: str, owner: str, action: str, text: str, proposal: str | None, suggestion: str | None
-    ) -> None:
-        """A gate action said in the chat; a message says when there is nothing to act on, or when the
-        message does not name what the person saw."""
-        try:
-            pending = self.get_session(session_id, owner).pending_step
-            if action == "undo":
-                self.undo(session_id, owner)
-            elif action == "stop":
-                self.stop(session_id, owner)
-            elif action == "accept_rules":
-                if suggestion is None:
-                    raise Conflict("the message does not say which suggestion you saw; use its Accept button")
-                self.accept_rules(session_id, owner, suggestion)
-            elif pending is None:
-                raise Conflict(f"no step is waiting for approval, so there is nothing to {action}")
-            elif proposal is None:
-                raise Conflict(f"the message does not say which proposal you saw, so I will not {action} "
-                               f"{pending.tool} unseen; use the card's buttons")  # fmt: skip
-            elif action == "approve":
-                self.approve(session_id, pending.id, owner, proposal)
-            else:
-                self.reject(session_id, pending.id, owner, proposal, text)
-        except (Conflict, InvalidParams) as exc:
-            with self._write() as db:
-                self._say(db, db.get_one(SessionRow, session_id), f"I could not {action.replace('_', ' ')}: {exc}.")
-
-    def _llm_reply(self, session_id: str, text: str, replan: bool) -> None:
-        """Planning thread: the LLM answers a message the rule-based reader did not understand; then
-        the plan is re-made, since the message may hold rules the coordinator must honour."""
-        with self.store.transaction() as db:
-            session = db.get_one(SessionRow, session_id)
-            state, usage = self.planner.state(db, session), Usage.model_validate(session.llm_usage or {})
-        answer = self.agents.reply(text, state, usage, lambda token: self._token(session_id, token))
-        with self._write() as db:
-            session = db.get_one(SessionRow, session_id)
-            if answer is not None:
-                session.llm_usage = usage_after(session, answer[1])
-                keep_requests(db, session.id, answer[1])
-            self._say(db, session, answer[0] if answer and answer[0] else "The LLM could not answer; " + CHAT_HELP)
-        if replan:
-            self._advance(session_id)
-
-    def _token(self, session_id: str, text: str) -> None:
-        """A piece of the assistant's streamed answer: sent live, not stored (the whole message is)."""
-        self.bus.publish(session_id, EventView(seq=0, type="token", at=now(), data={"text": text}))
-
-    def _say(self, db: Session, session: SessionRow, text: str) -> None:
-        message = MessageRow(session_id=session.id, role="assistant", text=text)
-        db.add(message)
-        db.flush()
-        self._emit(db, session, "message", {"id": message.id, "role": "assistant", "text": text})
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -571,28 +447,6 @@ class Engine(SessionReads):
         self._set_state(db, session, "running")
         self._emit(db, session, "step_started", {"step_id": step.id, "tool": step.tool, "params": step.params})
 
-    def _suggest_rules(self, db: Session, session: SessionRow, read: Guidance) -> None:
-        """Rules the LLM read from the chat: what tightens the rules in force waits for the person's
-        acceptance; what would loosen them is refused and said. The same reading is told once."""
-        stored = session.rule_suggestion or {}
-        if stored.get("read") == read.model_dump():
-            return
-        tightened, changes, refused = suggest(Guidance.model_validate(session.guidance), read)
-        pending = RuleSuggestion(id=uuid.uuid4().hex, guidance=tightened, changes=changes) if changes else None
-        session.rule_suggestion = {"read": read.model_dump(), "suggestion": pending.model_dump() if pending else None}
-        if refused:
-            self._say(db, session, f"The LLM read in your messages a wish {'; '.join(refused)}. Your rules stay "
-                                   "as they are: change them yourself in the chat if you mean it.")  # fmt: skip
-        if pending is not None:
-            self._emit(db, session, "rules_suggested", pending.model_dump())
-            self._say(db, session, f"The LLM suggests these rules: {'; '.join(changes)}. They apply only once you "
-                                   "accept them (say \"accept the rules\", or use the Accept button).")  # fmt: skip
-
-    def _set_rules(self, db: Session, session: SessionRow, guidance: Guidance, changes: list[str], by: str) -> None:
-        """Every change to the rules in force goes through here, and is an event."""
-        session.guidance = guidance.model_dump()
-        self._emit(db, session, "rules_changed", {"guidance": session.guidance, "changes": changes, "by": by})
-
     def _add_plan(self, db: Session, session: SessionRow, plan: list[Any]) -> StepRow | None:
         last = db.scalars(select(StepRow.position).where(StepRow.session_id == session.id)
                           .order_by(StepRow.position.desc())).first() or 0  # fmt: skip
@@ -643,21 +497,3 @@ class Engine(SessionReads):
     def _publish_now(self, session_id: str, kind: str, data: dict[str, Any]) -> None:
         with self._write() as db:
             self._emit(db, db.get_one(SessionRow, session_id), kind, data)
-
-
-def probed_isolation(settings: Settings) -> dict[str, Any]:
-    """The sandbox's layers on this machine; a warning in the log when the kernel's are missing."""
-    report = isolation_report((str(settings.data_dir),))
-    if not report["kernel"]:
-        log.warning(isolation_warning(report))
-    return report
-
-
-def isolation_warning(report: dict[str, Any]) -> str:
-    return (f"The sandbox runs without its full kernel isolation here ({report['describe']}): tools are held by "
-            "Python's audit hooks, which native code can get past. Set COPILOT_SANDBOX=strict to run no tool "
-            "without it.")  # fmt: skip
-
-
-def usage_after(session: SessionRow, spent: Usage) -> dict[str, int]:
-    return Usage.model_validate(session.llm_usage or {}).plus(spent).model_dump()

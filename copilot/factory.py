@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from typing import Any
 
 from agents.llm import LLMClient, LLMConfig
 from agents.llm_pair import LLMPair
 from agents.pair import AgentPair, RuleBasedPair
 from copilot.settings import Settings
-from tools.sandbox import Limits, Sandbox
+from tools.sandbox import Limits, Sandbox, isolation_report
+
+log = logging.getLogger(__name__)
 
 
 def make_sandbox(settings: Settings, extra_tools: tuple[str, ...] = ()) -> Sandbox:
@@ -33,3 +37,17 @@ def make_agents(settings: Settings) -> AgentPair:
         max_retries=settings.llm_max_retries, max_calls=settings.llm_max_calls, max_tokens=settings.llm_max_tokens,
     )  # fmt: skip
     return LLMPair(LLMClient(config))
+
+
+def probed_isolation(settings: Settings) -> dict[str, Any]:
+    """The sandbox's layers on this machine; a warning in the log when the kernel's are missing."""
+    report = isolation_report((str(settings.data_dir),))
+    if not report["kernel"]:
+        log.warning(isolation_warning(report))
+    return report
+
+
+def isolation_warning(report: dict[str, Any]) -> str:
+    return (f"The sandbox runs without its full kernel isolation here ({report['describe']}): tools are held by "
+            "Python's audit hooks, which native code can get past. Set COPILOT_SANDBOX=strict to run no tool "
+            "without it.")  # fmt: skip

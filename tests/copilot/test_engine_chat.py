@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from copilot.engine import CHAT_HELP, Engine
+from copilot.conversation import CHAT_HELP
+from copilot.engine import Engine
 from copilot.settings import Settings
 from copilot.views import SessionView
 from tests.conftest import messy_table
