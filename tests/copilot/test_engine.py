@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,6 @@ from copilot.settings import Settings
 from copilot.store import ApprovalRow, SessionRow, StepRow
 from copilot.views import SessionView
 from tests.conftest import messy_table
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = Engine(Settings(data_dir=tmp_path / "data"))
-    eng.start()
-    yield eng
-    eng.close()
 
 
 def _create(engine: Engine, tmp_path: Path, policy: str = "always") -> SessionView:

@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from copilot.conversation import CHAT_HELP
 from copilot.engine import Engine
-from copilot.settings import Settings
 from copilot.views import SessionView
 from tests.conftest import messy_table
 
 OWNER = "alice"
 GATES = {"awaiting_approval", "done", "failed", "stopped"}
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = Engine(Settings(data_dir=tmp_path / "data"))
-    eng.start()
-    yield eng
-    eng.close()
 
 
 def _create(engine: Engine, tmp_path: Path) -> SessionView:

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from copilot.engine import Engine
 from copilot.session_views import score_note, scores
-from copilot.settings import Settings
 from copilot.store import StepRow
 from copilot.views import SessionView, VersionView
 from tests.conftest import messy_table
@@ -77,14 +74,6 @@ def test_a_yes_run_that_backtracks_ends_with_the_score_of_the_data_it_keeps(tmp_
     assert rescored["status"] == "done" and rescored["metrics"]["score"] != final
     assert report["score_after"] == rescored["metrics"]["score"] and report["score_note"] is None
     assert f"→ {rescored['metrics']['score']:.4f}" in done.stdout
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = Engine(Settings(data_dir=tmp_path / "data"))
-    eng.start()
-    yield eng
-    eng.close()
 
 
 def _settled(engine: Engine, session_id: str, timeout: float = 120) -> SessionView:
