@@ -4,6 +4,18 @@ A model that never saw a row (K-fold cross-validation) predicts its class
 probabilities; cleanlab compares them with the given labels, per class, and
 flags the rows whose label the data does not support. Fixing is train-only:
 labels of new data are never rewritten.
+
+Confident learning alone cannot tell a flipped label from a hard one: on a
+target that a model gets right 60% of the time it flags a third of the rows,
+and dropping them only removes what the model finds hard. So the tool first
+asks whether the table shows the mark that flips leave: a flipped row looks
+like a confident member of another class, so there are *more* rows whose given
+label the out-of-fold model finds very unlikely (under 5%) than the model's own
+probabilities predict (they predict ``sum(p)`` over the cells below 5%). Hard
+rows sit near the boundary and leave no such excess. Without it (``Evidence``:
+at least 1.5 times the expected count, Poisson p < 0.05) flagged rows are only
+reported; with it, the tool changes at most cleanlab's own estimate of the
+number of wrong labels, most suspicious first.
 """
 
 from __future__ import annotations
@@ -14,9 +26,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from cleanlab.count import num_label_issues
 from cleanlab.filter import find_label_issues
 from cleanlab.rank import get_label_quality_scores
 from pydantic import Field
+from scipy.stats import poisson
 from sklearn.metrics import log_loss
 
 from tools.base import Chart, Tool, ToolContext, ToolParams, ToolResult
@@ -31,8 +45,15 @@ from tools.modeling import (
 )
 
 MAX_LISTED = 200
-#: What happened to a flagged row; "over_limit" is a change held back by ``max_fraction``.
-Action = Literal["relabelled", "dropped", "kept", "over_limit"]
+#: What happened to a flagged row; "over_limit" is a change held back by ``max_fraction`` or by the estimate
+#: of wrong labels; "hard" is a row left alone because the table shows no sign of flipped labels.
+Action = Literal["relabelled", "dropped", "kept", "over_limit", "hard"]
+#: A given label the out-of-fold model gives less than this probability contradicts the model.
+CONTRADICTION = 0.05
+#: Flips are evident when contradictions exceed the model's own expectation by this ratio, at this p-value.
+MIN_RATIO = 1.5
+ALPHA = 0.05
+MIN_CONTRADICTIONS = 3
 
 
 class LabelIssuesParams(ToolParams):
@@ -69,6 +90,13 @@ class LabelIssuesParams(ToolParams):
         description="Never change (relabel or drop) more than this share of the labelled rows; "
         "the most confident changes are kept.",
     )
+    require_evidence: bool = Field(
+        True,
+        description="Change rows only when the table shows signs of flipped labels (more rows whose label the "
+        "model finds under 5% likely than its own probabilities predict), and never more rows than cleanlab's "
+        "estimate of wrong labels; without such signs flagged rows are hard cases and are only reported. "
+        "False: act on every flagged row, as the other settings say.",
+    )
 
 
 @dataclass(frozen=True)
@@ -97,10 +125,55 @@ def find_suspects(codes: np.ndarray, proba: np.ndarray, filter_by: str) -> Suspe
     )
 
 
-def plan_actions(suspects: Suspects, params: LabelIssuesParams, n_rows: int) -> dict[int, Action]:
-    """What happens to each flagged row (by position), within the ``max_fraction`` budget."""
+@dataclass(frozen=True)
+class Evidence:
+    """Whether the table shows the mark of flipped labels (see the module docstring)."""
+
+    observed: int  # labelled rows whose given label has out-of-fold probability < CONTRADICTION
+    expected: float  # how many the model's own probabilities predict
+    p_value: float  # P(at least ``observed``) for a Poisson count of mean ``expected``
+    estimate: int  # cleanlab's estimate of the number of wrong labels
+
+    @property
+    def flips(self) -> bool:
+        return (
+            self.observed >= MIN_CONTRADICTIONS and self.observed >= MIN_RATIO * self.expected and self.p_value < ALPHA
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"contradicted": self.observed, "expected": round(self.expected, 2), "p_value": self.p_value,
+                "estimated_wrong": self.estimate, "flips_evident": self.flips}  # fmt: skip
+
+
+def weigh_evidence(codes: np.ndarray, proba: np.ndarray) -> Evidence:
+    """Count confident contradictions and compare them with what the probabilities themselves predict.
+
+    Were the labels drawn from the model's probabilities (hard cases, no flips), a cell of probability
+    ``p < CONTRADICTION`` would hold the given label with chance ``p``; the count is a sum of such
+    chances, and a Poisson of the same mean is a conservative tail for it.
+    """
+    given = proba[np.arange(len(codes)), codes]
+    observed = int((given < CONTRADICTION).sum())
+    expected = float(proba[proba < CONTRADICTION].sum())
+    p_value = float(poisson.sf(observed - 1, expected)) if expected > 0 else float(observed == 0)
+    return Evidence(observed, expected, p_value, int(num_label_issues(codes, proba)))
+
+
+def change_budget(params: LabelIssuesParams, n_rows: int, evidence: Evidence) -> tuple[int, str]:
+    """The most rows the step may change, and what sets that limit."""
+    share = int(np.floor(params.max_fraction * n_rows))
+    if params.require_evidence and evidence.estimate < share:
+        return evidence.estimate, f"{evidence.estimate} rows, cleanlab's estimate of the wrong labels"
+    return share, f"{params.max_fraction:.0%} of the rows (max_fraction)"
+
+
+def plan_actions(suspects: Suspects, params: LabelIssuesParams, n_rows: int, evidence: Evidence) -> dict[int, Action]:
+    """What happens to each flagged row (by position), within the ``max_fraction`` budget and, when
+    evidence is required, within cleanlab's estimate of wrong labels."""
     if params.action == "flag":
         return {int(p): "kept" for p in suspects.positions}
+    if params.require_evidence and not evidence.flips:
+        return {int(p): "hard" for p in suspects.positions}
     wanted: dict[int, Action] = {}
     for p in suspects.positions:
         if params.action == "drop":
@@ -110,7 +183,7 @@ def plan_actions(suspects: Suspects, params: LabelIssuesParams, n_rows: int) -> 
         else:
             wanted[int(p)] = "dropped" if params.drop_uncertain else "kept"
     changes = [p for p, a in wanted.items() if a != "kept"]
-    budget = int(np.floor(params.max_fraction * n_rows))
+    budget, _ = change_budget(params, n_rows, evidence)
     if params.action == "relabel":  # keep the most confident suggestions
         changes.sort(key=lambda p: -suspects.confidence[p])
     for p in changes[budget:]:
@@ -206,7 +279,26 @@ def model_probabilities(
     return found[best], {"model": best, "log_loss": losses}
 
 
-def describe(data: Dataset, accuracy: float, findings: dict[str, Any], params: LabelIssuesParams) -> str:
+def evidence_sentence(evidence: Evidence) -> str:
+    """Which case applies, with the numbers."""
+    counts = (
+        f"{evidence.observed} rows carry a label the model gives under {CONTRADICTION:.0%}, where its own "
+        f"probabilities expect {evidence.expected:.1f}"
+    )
+    if evidence.flips:
+        return (
+            f" Signs of flipped labels: {counts} (p = {evidence.p_value:.2g}); cleanlab estimates "
+            f"{evidence.estimate} wrong labels, so at most that many rows change."
+        )
+    return (
+        f" No sign of flipped labels: {counts}, so the flagged rows are hard cases near the class boundary, "
+        "not evident mistakes, and none was changed (require_evidence: set it to false to act anyway)."
+    )
+
+
+def describe(
+    data: Dataset, accuracy: float, findings: dict[str, Any], params: LabelIssuesParams, evidence: Evidence
+) -> str:
     """The one-paragraph summary for a domain expert."""
     summary = (
         f"A cross-validated model agreed with {accuracy:.0%} of the {len(data.y)} labels in "
@@ -214,20 +306,20 @@ def describe(data: Dataset, accuracy: float, findings: dict[str, Any], params: L
         "as likely mislabelled."
     )
     if params.action == "flag":
-        summary += " Nothing was changed (flag only)."
-    else:
-        summary += f" Relabelled {findings['relabelled']} and dropped {findings['dropped']}."
+        return summary + " Nothing was changed (flag only)." + _unlabelled(data)
+    if params.require_evidence:
+        summary += evidence_sentence(evidence)
+    summary += f" Relabelled {findings['relabelled']} and dropped {findings['dropped']}."
     kept = sum(1 for r in findings["rows"] if r["action"] == "kept")
     if kept and params.action == "relabel":
         summary += f" {kept} were kept: the model was less than {params.min_confidence:.0%} sure of another label."
     if findings["over_limit"]:
-        summary += (
-            f" {findings['over_limit']} more changes were held back by the limit of "
-            f"{params.max_fraction:.0%} of the rows (max_fraction)."
-        )
-    if data.n_unlabelled:
-        summary += f" {data.n_unlabelled} rows with no label were left untouched."
-    return summary
+        summary += f" {findings['over_limit']} more changes were held back by the limit of {findings['limit']}."
+    return summary + _unlabelled(data)
+
+
+def _unlabelled(data: Dataset) -> str:
+    return f" {data.n_unlabelled} rows with no label were left untouched." if data.n_unlabelled else ""
 
 
 class LabelIssues(Tool):
@@ -252,7 +344,8 @@ class LabelIssues(Tool):
         codes, classes = encode_labels(data.y)
         proba, model_choice = model_probabilities(data, params, ctx)
         suspects = find_suspects(codes, proba, params.filter_by)
-        actions = plan_actions(suspects, params, len(codes))
+        evidence = weigh_evidence(codes, proba)
+        actions = plan_actions(suspects, params, len(codes), evidence)
         labelled = np.flatnonzero(table[data.y.name].notna().to_numpy())
         new = apply_actions(table, data.y.name, labelled, actions, classes.take(suspects.suggested))
         findings = {
@@ -260,17 +353,20 @@ class LabelIssues(Tool):
             "relabelled": sum(1 for a in actions.values() if a == "relabelled"),
             "dropped": sum(1 for a in actions.values() if a == "dropped"),
             "over_limit": sum(1 for a in actions.values() if a == "over_limit"),
+            "hard": sum(1 for a in actions.values() if a == "hard"),
+            "limit": change_budget(params, len(codes), evidence)[1],
+            "evidence": evidence.as_dict(),
             "rows": listed_rows(suspects, actions, data.y, classes),
             "class_counts_before": class_counts(table[data.y.name]),
             "class_counts_after": class_counts(new[data.y.name]),
             **model_choice,
         }
         accuracy = float(np.mean(proba.argmax(axis=1) == codes))
-        metrics = {k: float(findings[k]) for k in ("flagged", "relabelled", "dropped")}
+        metrics = {k: float(findings[k]) for k in ("flagged", "relabelled", "dropped", "hard")}
         metrics |= {"oof_accuracy": accuracy, "unlabelled_rows": float(data.n_unlabelled)}
         ctx.progress(1.0, "done")
         return ToolResult(
-            summary=describe(data, accuracy, findings, params),
+            summary=describe(data, accuracy, findings, params, evidence),
             table=new,
             findings=findings,
             metrics=metrics,

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.datasets import load_breast_cancer, make_classification
 
 from tools.base import ToolContext, ToolResult
@@ -112,14 +114,26 @@ def test_flag_leaves_the_table_unchanged(small: tuple[pd.DataFrame, pd.Index]) -
     assert len(_flagged(result) & set(flipped)) >= 0.7 * len(flipped)
 
 
-def test_drop_removes_exactly_the_flagged_rows(small: tuple[pd.DataFrame, pd.Index]) -> None:
+def test_drop_without_evidence_removes_exactly_the_flagged_rows(small: tuple[pd.DataFrame, pd.Index]) -> None:
     table, _ = small
     ctx = ToolContext(target="status", id_columns=["patient"])
     flagged = _flagged(_run(table, ctx, action="flag", **FAST))
-    result = _run(table, ctx, action="drop", max_fraction=1.0, **FAST)
+    result = _run(table, ctx, action="drop", max_fraction=1.0, require_evidence=False, **FAST)
     assert set(table.index) - set(result.table.index) == flagged
     assert result.findings["dropped"] == len(flagged)
     pd.testing.assert_frame_equal(result.table, table.drop(index=list(flagged)))
+
+
+def test_drop_changes_no_more_rows_than_the_estimate_of_wrong_labels(small: tuple[pd.DataFrame, pd.Index]) -> None:
+    table, flipped = small
+    result = _run(table, ToolContext(target="status", id_columns=["patient"]), action="drop", max_fraction=1.0, **FAST)
+    evidence = result.findings["evidence"]
+    assert evidence["flips_evident"] and evidence["contradicted"] >= 1.5 * evidence["expected"]
+    dropped = set(table.index) - set(result.table.index)
+    assert len(dropped) == min(evidence["estimated_wrong"], result.findings["flagged"])
+    assert dropped == {r["row"] for r in result.findings["rows"][: len(dropped)]}  # the most suspicious
+    assert len(dropped & set(flipped)) >= 0.9 * len(dropped)
+    assert "Signs of flipped labels" in result.summary and "estimate" in result.summary
 
 
 def test_max_fraction_caps_the_changes_to_the_most_suspicious(small: tuple[pd.DataFrame, pd.Index]) -> None:
@@ -146,8 +160,8 @@ def test_capped_relabelling_keeps_the_most_confident(small: tuple[pd.DataFrame, 
 def test_uncertain_rows_are_kept_or_dropped(small: tuple[pd.DataFrame, pd.Index]) -> None:
     table, _ = small
     ctx = ToolContext(target="status", id_columns=["patient"])
-    kept = _run(table, ctx, min_confidence=0.99, **FAST)
-    dropped = _run(table, ctx, min_confidence=0.99, drop_uncertain=True, **FAST)
+    kept = _run(table, ctx, min_confidence=0.99, require_evidence=False, **FAST)
+    dropped = _run(table, ctx, min_confidence=0.99, drop_uncertain=True, require_evidence=False, **FAST)
     uncertain = {r["row"] for r in kept.findings["rows"] if r["action"] == "kept"}
     assert uncertain
     assert set(kept.table.index) == set(table.index)
@@ -218,3 +232,59 @@ def test_auto_model_takes_the_lowest_out_of_fold_log_loss(small: tuple[pd.DataFr
     dropped = set(table.index) - set(result.table.index)
     assert len(dropped & set(flipped)) >= 0.8 * len(dropped) > 0
     json.dumps(result.findings)
+
+
+def _hard_target(n: int, seed: int, weights: list[float] | None = None, separation: float = 0.3) -> pd.DataFrame:
+    """A target the features explain only in part, with every label as drawn: nothing is mislabelled."""
+    X, y = make_classification(
+        n_samples=n, n_features=8, n_informative=3, class_sep=separation, weights=weights, flip_y=0, random_state=seed
+    )
+    table = pd.DataFrame(X, columns=[f"lab{i}" for i in range(8)])
+    table["outcome"] = pd.Series(np.where(y == 1, "relapse", "remission"), dtype="str")
+    return table
+
+
+def test_a_hard_target_with_no_flipped_label_is_flagged_and_left_alone() -> None:
+    table = _hard_target(600, seed=1)
+    result = _run(table, ToolContext(target="outcome", seed=0), action="drop", model="auto")
+    assert result.metrics["oof_accuracy"] < 0.8  # hard: a model gets many labels "wrong"
+    assert result.findings["flagged"] > 30  # confident learning alone would drop them
+    pd.testing.assert_frame_equal(result.table, table)
+    assert result.findings["dropped"] == result.findings["relabelled"] == 0
+    assert result.findings["hard"] == result.findings["flagged"]
+    assert not result.findings["evidence"]["flips_evident"]
+    assert "No sign of flipped labels" in result.summary and "hard cases" in result.summary
+
+
+def test_flips_on_a_rare_positive_class_are_found_and_changed() -> None:
+    table = _hard_target(3000, seed=2, weights=[0.95], separation=0.8)
+    truth = table["outcome"].copy()
+    table["outcome"], flipped = _flip(truth, 0.10, seed=3)  # most "relapse" labels are now wrong
+    result = _run(table, ToolContext(target="outcome", seed=0), action="drop", model="auto", folds=3)
+    assert result.findings["evidence"]["flips_evident"]
+    dropped = set(table.index) - set(result.table.index)
+    assert len(dropped) <= result.findings["evidence"]["estimated_wrong"]
+    assert len(dropped & set(flipped)) >= 0.8 * len(dropped) > 0.3 * len(flipped)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    share=st.sampled_from([0.0, 0.05, 0.15]),
+    max_fraction=st.sampled_from([0.01, 0.2, 1.0]),
+    action=st.sampled_from(["drop", "relabel"]),
+    seed=st.integers(0, 50),
+)
+def test_no_more_rows_change_than_the_evidence_allows(
+    share: float, max_fraction: float, action: str, seed: int
+) -> None:
+    X, y = make_classification(n_samples=200, n_features=4, n_informative=3, n_redundant=0, random_state=seed)
+    table = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    table["y"], _ = _flip(pd.Series(y), share, seed)
+    result = _run(table, ToolContext(target="y"), action=action, max_fraction=max_fraction, min_confidence=0.5, **FAST)
+    evidence, changed = result.findings["evidence"], result.findings["relabelled"] + result.findings["dropped"]
+    assert changed <= min(evidence["estimated_wrong"], int(max_fraction * 200))
+    if not evidence["flips_evident"]:
+        pd.testing.assert_frame_equal(result.table, table)
+    untouched = table.index.difference([r["row"] for r in result.findings["rows"] if r["action"] != "hard"])
+    kept = result.table.index.intersection(untouched)
+    assert result.table.loc[kept, "y"].equals(table.loc[kept, "y"])  # only flagged rows ever change
