@@ -123,37 +123,75 @@ class Scale:
     With ``log`` true both are of ``log(x)``: the column is strictly positive and
     clearly right-skewed (see :func:`is_right_skewed`), so its robust z is measured
     in orders of magnitude rather than in units.
+
+    With ``mass`` set, more than half of the column holds that one value (its MAD is
+    0): centre and spread are those of the other values, the off-mass bulk (on its
+    log scale when that bulk is positive and right-skewed), and a cell holding the
+    mass point itself is at z 0 (see :func:`robust_scale`).
     """
 
     center: float
     spread: float
     log: bool = False
+    mass: float | None = None
+    mass_share: float = 0.0
 
     @property
     def name(self) -> str:
-        """``"log"`` or ``"linear"``, as reported in findings."""
+        """``"log"`` or ``"linear"``: how the bulk is measured."""
         return "log" if self.log else "linear"
 
     @property
+    def label(self) -> str:
+        """The scale as reported in findings: ``"log"``, ``"linear"``, or e.g. ``"log off the mass at 0"``."""
+        return self.name if self.mass is None else f"{self.name} off the mass at {self.mass:g}"
+
+    @property
     def median(self) -> float:
-        """The centre in the column's own units."""
+        """The centre in the column's own units (of the off-mass values when there is a mass point)."""
         return float(np.exp(self.center)) if self.log else self.center
 
     def standardise(self, series: pd.Series) -> pd.Series:
         """Signed ``(value - centre) / spread`` on this scale (divided by 1 when the spread is 0).
 
-        Missing cells stay missing; on the log scale a value <= 0 is infinitely low.
+        Missing cells stay missing; on the log scale a value <= 0 is infinitely low; a cell
+        holding the mass point is at 0.
         """
-        values = series.to_numpy(dtype=float, na_value=np.nan)
+        raw = series.to_numpy(dtype=float, na_value=np.nan)
+        values = raw
         if self.log:
             with np.errstate(divide="ignore", invalid="ignore"):
-                values = np.where(values > 0, np.log(values), np.where(np.isnan(values), np.nan, -np.inf))
-        return pd.Series((values - self.center) / (self.spread or 1.0), index=series.index)
+                values = np.where(raw > 0, np.log(raw), np.where(np.isnan(raw), np.nan, -np.inf))
+        z = (values - self.center) / (self.spread or 1.0)
+        if self.mass is not None:
+            z = np.where(raw == self.mass, 0.0, z)
+        return pd.Series(z, index=series.index)
 
     def bounds(self, threshold: float) -> tuple[float, float]:
         """The values whose robust z is ``threshold``: centre ± threshold * spread, back in units."""
         low, high = self.center - threshold * self.spread, self.center + threshold * self.spread
         return (float(np.exp(low)), float(np.exp(high))) if self.log else (low, high)
+
+    def strong_z(self, bar: float) -> float:
+        """The robust z from which a value is strong evidence of a fault on this scale.
+
+        ``bar`` on a linear scale. On a log scale, where z counts spreads of ``log(x)``, the
+        lower of ``bar`` and the z of a value ten times beyond the bulk (``BULK_Z`` spreads
+        from the centre, where about 95 % of the values lie): a different order of magnitude
+        is strong evidence however wide the column's spread.
+        """
+        if not self.log or self.spread <= 0:
+            return bar
+        return min(bar, BULK_Z + float(np.log(10.0)) / self.spread)
+
+
+#: Robust z from which a value is strong evidence of a fault on a linear scale: it would take ten
+#: standard deviations to get there, while a unit slip lands in the tens or hundreds.
+STRONG_Z = 10.0
+#: Spreads from the centre that hold the bulk of a column (about 95 % of a normal one).
+BULK_Z = 2.0
+#: The fewest values off a point mass from which their spread is judged.
+MIN_OFF_MASS = 20
 
 
 SKEW_RATIO = 1.5
@@ -189,15 +227,26 @@ def is_right_skewed(values: np.ndarray) -> bool:
     return abs(quantile_skew(np.log(values))) < skew
 
 
-def robust_scale(series: pd.Series, allow_log: bool = False) -> Scale:
+def robust_scale(series: pd.Series, allow_log: bool = False, allow_mass: bool = False) -> Scale:
     """Median and a robust standard deviation: 1.4826 * MAD, or IQR / 1.349 when MAD is 0.
 
     With ``allow_log``, a strictly positive, clearly right-skewed column (:func:`is_right_skewed`)
     is measured on ``log(x)`` instead: the median and spread of its log values.
+
+    With ``allow_mass``, a column whose MAD is 0 (more than half of it holds one value, the
+    point mass) and that has at least ``MIN_OFF_MASS`` other values is measured by those other
+    values alone, as above (on ``log(x)`` when they are positive and right-skewed); the mass
+    point and its share are recorded on the scale, and a cell holding it is at z 0.
     """
     values = series.dropna().to_numpy(dtype=float)
     if len(values) == 0:
         return Scale(0.0, 0.0)
+    if allow_mass:
+        mass = point_mass(values)
+        off = values[values != mass] if mass is not None else values
+        if mass is not None and len(off) >= MIN_OFF_MASS:
+            bulk = robust_scale(pd.Series(off), allow_log=allow_log)
+            return Scale(bulk.center, bulk.spread, bulk.log, mass, 1.0 - len(off) / len(values))
     log = allow_log and is_right_skewed(values)
     if log:
         values = np.log(values)
@@ -207,3 +256,12 @@ def robust_scale(series: pd.Series, allow_log: bool = False) -> Scale:
         q1, q3 = np.percentile(values, [25, 75])
         spread = float(q3 - q1) / IQR_TO_SD
     return Scale(center, spread, log)
+
+
+def point_mass(values: np.ndarray) -> float | None:
+    """The value that over half of ``values`` (no NaN) hold, else None; when there is one it is the
+    median, and the MAD is 0."""
+    if not len(values):
+        return None
+    center = float(np.median(values))
+    return center if np.mean(values == center) > 0.5 else None

@@ -16,6 +16,34 @@ including any with a zero or negative value, is judged linearly. The robust z,
 the clip bounds, the cell picked in a flagged row and the standardisation for
 IsolationForest/LOF all use the column's scale, which ``findings["scales"]``
 reports.
+
+Point mass: when more than half of a column holds one value (a lab value's
+"negative" 0 or 1.0, a count's 0), its MAD and often its IQR are 0, so a plain
+robust z is 0 everywhere and a unit slip in it would stay in. Such a column, with
+at least 20 other values, is judged by those other values alone, the off-mass
+bulk: their median and spread, on the log scale when they are positive and
+clearly right-skewed (the rule above, applied to them). A cell's robust z is then
+its distance from that bulk, and a cell holding the mass point is at z 0: robust z
+never flags it, nor does ``clip`` move it. ``findings["scales"]`` reports such a
+column as e.g. ``"log off the mass at 0"`` and ``findings["mass_points"]`` gives
+the value and the share of cells holding it (see ``tools._frame.robust_scale``).
+So a long legitimate tail (capital gains: 92 % zeros, the rest log-normal over
+three orders of magnitude) stays in, while a x50 slip of a typical value, where
+the other values are log-normal within one order of magnitude, is found and
+changed. A limit: a bulk spread evenly in ``log(x)`` has a wide robust spread for
+its range (0.85 over one decade), so there a x50 slip of a typical value scores
+about 4.6 and stays in.
+
+Act where the evidence is strong, flag where it is not: a cell above
+``threshold`` is flagged, but ``set_missing``, ``clip`` and ``drop`` change only
+the cells whose evidence is strong: a robust z of at least ``strong_z`` (10) on
+the column's scale; on a log scale also a value more than ten times beyond the
+bulk (centre ± 2 spreads, about 95 % of the values), since a different order of
+magnitude is what a unit slip looks like however wide the column; and any value
+outside a range the person gave in ``ranges``. A flagged cell short of that is
+listed with its reason and left unchanged: unusual is not wrong, and the default
+plan must not make sound data worse. IsolationForest and LOF change every row
+they flag, as the ``contamination`` the person chose asks.
 """
 
 from __future__ import annotations
@@ -31,6 +59,7 @@ from sklearn.neighbors import LocalOutlierFactor
 
 from tools._frame import (
     ROW_CAP,
+    STRONG_Z,
     Scale,
     column_kinds,
     counts_text,
@@ -59,8 +88,9 @@ class OutliersParams(ToolParams):
         description=(
             "robust_z: a cell is an outlier when |value - median| / (1.4826 * MAD) exceeds threshold "
             "(unit slips, typos), measured on log(value) for a strictly positive, clearly right-skewed "
-            "column (q90 - median > 1.5 * (median - q10)); isolation_forest / lof: whole rows unusual "
-            "across all numeric columns together; rules: only the ranges given."
+            "column (q90 - median > 1.5 * (median - q10)), and from the other values when more than half "
+            "of a column holds one value (a point mass, at z 0); isolation_forest / lof: whole rows "
+            "unusual across all numeric columns together; rules: only the ranges given."
         ),
     )
     columns: list[str] = Field(
@@ -68,6 +98,17 @@ class OutliersParams(ToolParams):
     )
     threshold: float = Field(
         5.0, gt=0, le=100, description="Robust z above which a cell is an outlier (robust_z; clip bounds)."
+    )
+    strong_z: float = Field(
+        STRONG_Z,
+        gt=0,
+        le=1000,
+        description=(
+            "Robust z from which robust_z's evidence is strong enough to change a cell (set_missing, clip, "
+            "drop); on a log scale a value ten times beyond the bulk is strong too. A cell above threshold "
+            "but below this is only flagged and left unchanged. Values outside ranges are always changed; "
+            "set it to threshold to change every flagged cell."
+        ),
     )
     contamination: float = Field(
         0.01, gt=0, le=0.5, description="Expected share of outlying rows (isolation_forest, lof)."
@@ -95,6 +136,12 @@ class Flags:
     cells: pd.DataFrame
     reasons: dict[tuple[object, str], str]
     row_scores: pd.Series | None = None
+    strong: pd.DataFrame | None = None  # the flagged cells with strong evidence; all of them when None
+
+    @property
+    def acted(self) -> pd.DataFrame:
+        """The flagged cells that a changing action changes: those with strong evidence."""
+        return self.cells if self.strong is None else self.cells & self.strong
 
 
 class Outliers(Tool):
@@ -111,7 +158,7 @@ class Outliers(Tool):
 
     def run(self, table: pd.DataFrame, params: OutliersParams, ctx: ToolContext) -> ToolResult:
         columns, skipped = check_columns(table, params, ctx)
-        scales = {c: robust_scale(table[c], allow_log=True) for c in columns}
+        scales = {c: robust_scale(table[c], allow_log=True, allow_mass=True) for c in columns}
         if params.method == "robust_z":
             skipped += [
                 {"column": c, "reason": "most of its values are equal, so robust z cannot judge it"}
@@ -171,13 +218,10 @@ def find_outliers(
     """Flag cells by the method and by the rules (the union of both)."""
     flags = Flags(pd.DataFrame(False, index=table.index, columns=columns), {})
     if params.method == "robust_z":
+        strong = flags.strong = pd.DataFrame(False, index=table.index, columns=columns)
         for col in columns:
-            z = robust_z(table[col], scales[col])
-            hit = z > params.threshold
-            flags.cells[col] = hit
-            scale = scales[col]
-            reason = f"robust z above {params.threshold:g} on the {scale.name} scale (median {scale.median:g})"
-            flags.reasons.update({(row, col): reason for row in z.index[hit]})
+            flags.cells[col], strong[col], reasons = flag_cells(table[col], scales[col], params)
+            flags.reasons.update(reasons)
     elif params.method in ("isolation_forest", "lof"):
         flag_rows(table, columns, scales, params, seed, flags)
     for col, (low, high) in params.ranges.items():
@@ -186,8 +230,33 @@ def find_outliers(
                 continue
             hit = getattr(table[col], op)(bound).fillna(False).astype(bool)
             flags.cells[col] = flags.cells[col] | hit
+            if flags.strong is not None:
+                flags.strong[col] = flags.strong[col] | hit  # the person's range is strong evidence
             flags.reasons.update({(row, col): f"{words} {bound:g}" for row in table.index[hit]})
     return flags
+
+
+def flag_cells(
+    series: pd.Series, scale: Scale, params: OutliersParams
+) -> tuple[pd.Series, pd.Series, dict[tuple[object, str], str]]:
+    """The cells of one column above the threshold, those of them with strong evidence, and why."""
+    col = str(series.name)
+    z = robust_z(series, scale)
+    hit = z > params.threshold
+    bar = scale.strong_z(params.strong_z)
+    strong = hit & (z >= bar)
+    found = f"robust z above {params.threshold:g} on the {scale_words(scale)}"
+    weak = f"{found}; below {bar:.3g}, the robust z of strong evidence, so only flagged"
+    return hit, strong, {(row, col): found if strong[row] else weak for row in z.index[hit]}
+
+
+def scale_words(scale: Scale) -> str:
+    """How a column was judged, for a reason: ``"log scale (median 20)"``, or for a point mass
+    ``"log scale of the values other than 0 (held by 93% of the cells; their median 20)"``."""
+    if scale.mass is None:
+        return f"{scale.name} scale (median {scale.median:g})"
+    held = f"held by {100 * scale.mass_share:.0f}% of the cells"
+    return f"{scale.name} scale of the values other than {scale.mass:g} ({held}; their median {scale.median:g})"
 
 
 def flag_rows(
@@ -236,11 +305,12 @@ def row_scores(x: np.ndarray, params: OutliersParams, seed: int) -> tuple[np.nda
 def apply_action(table: pd.DataFrame, flags: Flags, scales: dict[str, Scale], params: OutliersParams) -> pd.DataFrame:
     """The new table: unchanged, rows dropped, flagged cells blanked, or values clipped."""
     out = table.copy()
-    rows = flags.cells.any(axis=1)
+    acted = flags.acted
+    rows = acted.any(axis=1)
     if params.action == "drop":
         return out.loc[~rows]
-    for col in flags.cells.columns:
-        hit = flags.cells[col]
+    for col in acted.columns:
+        hit = acted[col]
         if params.action == "set_missing" and hit.any():
             out[col] = out[col].mask(hit)
         elif params.action == "clip":
@@ -253,10 +323,11 @@ def apply_action(table: pd.DataFrame, flags: Flags, scales: dict[str, Scale], pa
 
 def clip_values(series: pd.Series, scale: Scale, col: str, params: OutliersParams) -> pd.Series:
     """``series`` clipped to the robust bounds (median ± threshold * spread, exp() of those on the
-    log scale), then to the rule range."""
+    log scale), then to the rule range. A cell within the bounds or at a point mass keeps its value."""
     clipped = series.astype(float)
     if params.method != "rules" and scale.spread > 0:
-        clipped = clipped.clip(*scale.bounds(params.threshold))
+        inside = scale.standardise(clipped).abs() <= params.threshold
+        clipped = clipped.where(inside | clipped.isna(), clipped.clip(*scale.bounds(params.threshold)))
     low, high = params.ranges.get(col, (None, None))
     return clipped.clip(low, high)
 
@@ -273,13 +344,21 @@ def _result(
     per_column = {str(c): int(n) for c, n in cells.sum().items() if n}
     flagged_rows = int(cells.any(axis=1).sum())
     entries = flagged_entries(table, flags, scales)
+    judged = {} if params.method == "rules" else scales
+    strong_cells = int(flags.acted.to_numpy().sum())
     findings = {
         "method": params.method,
         "action": params.action,
         "flagged_rows": flagged_rows,
         "flagged_cells": int(cells.to_numpy().sum()),
+        "strong_cells": strong_cells,
+        "flagged_only_cells": int(cells.to_numpy().sum()) - strong_cells,
+        "strong_z": params.strong_z,
         "per_column": per_column,
-        "scales": {} if params.method == "rules" else {str(c): s.name for c, s in scales.items()},
+        "scales": {str(c): s.label for c, s in judged.items()},
+        "mass_points": {
+            str(c): {"value": s.mass, "share": round(s.mass_share, 4)} for c, s in judged.items() if s.mass is not None
+        },
         "rows": entries[:ROW_CAP],
         "skipped": skipped,
     }
@@ -290,7 +369,7 @@ def _result(
         "cells_changed": float(_cells_changed(table, out, list(cells.columns))),
     }
     return ToolResult(
-        summary=_summary(findings, params, len(table) - len(out)),
+        summary=_summary(findings, judged, params, len(table) - len(out)),
         table=out,
         findings=findings,
         metrics=metrics,
@@ -301,6 +380,7 @@ def _result(
 def flagged_entries(table: pd.DataFrame, flags: Flags, scales: dict[str, Scale]) -> list[dict]:
     """One entry per flagged cell, the most extreme first."""
     entries = []
+    acted = flags.acted
     for col in flags.cells.columns:
         z = robust_z(table[col], scales[col])
         for row in flags.cells.index[flags.cells[col]]:
@@ -311,6 +391,7 @@ def flagged_entries(table: pd.DataFrame, flags: Flags, scales: dict[str, Scale])
                     "column": str(col),
                     "value": float(table.at[row, col]),
                     "score": round(float(score), 4),
+                    "strong": bool(acted.at[row, col]),
                     "reason": flags.reasons[(row, col)],
                 }
             )
@@ -325,12 +406,11 @@ def _cells_changed(table: pd.DataFrame, out: pd.DataFrame, columns: list[str]) -
     return int((~same).sum())
 
 
-def _summary(findings: dict, params: OutliersParams, dropped: int) -> str:
+def _summary(findings: dict, scales: dict[str, Scale], params: OutliersParams, dropped: int) -> str:
     how = METHOD_WORDS[params.method]
     if params.ranges and params.method != "rules":
         how += " and the domain rules"
-    logged = sum(1 for s in findings["scales"].values() if s == "log")
-    on_log = f"{plural(logged, 'right-skewed positive column')} judged on the log scale" if logged else ""
+    on_log = _scales_text(scales)
     if not findings["flagged_cells"]:
         checked = f"the checked columns ({on_log})" if on_log else "the checked columns"
         return f"No outliers found by {how} in {checked}; the table is unchanged."
@@ -341,13 +421,42 @@ def _summary(findings: dict, params: OutliersParams, dropped: int) -> str:
     text += f" ({worst['reason']})."
     if on_log:
         text += f" {on_log[0].upper()}{on_log[1:]}."
-    action = {
-        "flag": " Nothing was changed.",
-        "drop": f" Dropped {plural(dropped, 'row')}.",
-        "set_missing": " The flagged values were set to missing so that impute can fill them.",
-        "clip": " The flagged values were clipped to the robust bounds or the rule range.",
-    }
-    return text + action[params.action]
+    return text + _action_text(findings, params, dropped)
+
+
+def _scales_text(scales: dict[str, Scale]) -> str:
+    """The columns not judged plainly: on the log scale, or by the values off a point mass."""
+    logged = sum(1 for s in scales.values() if s.log and s.mass is None)
+    massed = sum(1 for s in scales.values() if s.mass is not None)
+    parts = [f"{plural(logged, 'right-skewed positive column')} judged on the log scale"] if logged else []
+    if massed:
+        parts.append(f"{plural(massed, 'column')} with a point mass judged by the values off it")
+    return "; ".join(parts)
+
+
+def _action_text(findings: dict, params: OutliersParams, dropped: int) -> str:
+    """What the action did, and which flagged cells it left unchanged for want of strong evidence."""
+    if params.action == "flag":
+        return " Nothing was changed."
+    strong, weak = findings["strong_cells"], findings["flagged_only_cells"]
+    them = "it" if strong == 1 else "them"
+    done = {
+        "drop": f"Dropped {plural(dropped, 'row')}",
+        "set_missing": f"Set {plural(strong, 'value')} to missing so that impute can fill {them}",
+        "clip": f"Clipped {plural(strong, 'value')} to the robust bounds or the rule range",
+    }[params.action]
+    if params.method != "robust_z":
+        return f" {done}."
+    text = f" {done if strong else 'Nothing was changed'}. Only values with strong evidence are changed: robust z of "
+    text += f"at least {params.strong_z:g} on the column's scale, more than ten times beyond the bulk of a log-scale "
+    text += "column, or outside a given range"
+    if weak:
+        were = "was" if weak == 1 else "were"
+        text += (
+            f"; {plural(weak, 'value')} above robust z {params.threshold:g} but short of that {were} only flagged "
+            "and left unchanged, unusual rather than clearly wrong"
+        )
+    return text + "."
 
 
 def _charts(per_column: dict[str, int], scores: pd.Series | None) -> list[Chart]:
