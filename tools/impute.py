@@ -1,14 +1,32 @@
-"""Fill missing feature cells: median/mode, KNN or iterative (chained linear) imputation.
+"""Fill missing feature cells without inventing answers.
+
+- **Numeric** columns: the median, KNN or iterative (chained linear) imputation.
+  A ``<column>__was_missing`` 0/1 indicator is added where the fill would hide
+  something: the column has a point mass (one value held by at least half of the
+  present rows, so the fill disappears into it), or its missingness is associated
+  with the target (a chi-square test, by permutation where counts are small, for a
+  class target; Mann-Whitney for a numeric one; p < 0.01 after Holm's correction
+  for the columns tested). ``add_indicators`` adds one for every filled column.
+- **Categorical, boolean and constant** columns: an explicit missing level
+  (``"missing"``, or ``"(missing)"``, ``"missing_2"``... when that value exists),
+  so the gap stays a gap a model can see; ``categorical="mode"`` fills the most
+  frequent value instead. A column that is not text (booleans, category codes
+  stored as numbers, mixed cells) becomes text when it gets the level (``True`` as
+  ``"True"``, ``2.0`` as ``"2"``) so that it stays one type through parquet; a
+  pandas categorical column of strings gains the level as a category.
+- **Free text, identifiers, the target, dates**: never filled.
 
 The fitted state is plain JSON so that ``reapply_impute`` can repeat the exact
-transform on new data without pickles: fill values, and for the iterative
-method the sequence of linear models that ``IterativeImputer.transform`` would
-replay (BayesianRidge predicts ``X[:, neighbours] @ coef + intercept``).
+transform on new data without pickles: fill values and levels, the indicator
+columns, and for the iterative method the sequence of linear models that
+``IterativeImputer.transform`` would replay (BayesianRidge predicts
+``X[:, neighbours] @ coef + intercept``).
 
-Every imputable feature column also gets a fallback (``fitted["fallback"]``: the
-training median for a numeric column, the most frequent value otherwise), even
-one without gaps in the training table, so that gaps in new data are filled in
-columns that had none when the pipeline was fitted.
+Every imputable feature column also gets a fallback, even one without gaps in
+the training table, so that gaps in new data are filled in columns that had none
+when the pipeline was fitted: ``fitted["fallback"]`` (the training median of a
+numeric column, the most frequent value under ``categorical="mode"``) and
+``fitted["fallback_levels"]`` (the missing level of a categorical column).
 """
 
 from __future__ import annotations
@@ -21,6 +39,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from pydantic import Field
+from scipy import stats
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401  (registers IterativeImputer)
 from sklearn.impute import IterativeImputer
@@ -36,12 +55,22 @@ from tools._frame import (
     refuse_protected,
     require_columns,
 )
-from tools.base import Chart, Tool, ToolContext, ToolParams, ToolResult
+from tools.base import Chart, Tool, ToolContext, ToolParams, ToolResult, infer_task
+from tools.typing_rules import format_number
 
 MIN_CORRELATION = 0.3
 KNN_DONOR_CAP = 2000
 SUMMARY_COLUMNS = 3  # columns named in the summary; the findings list them all
-MODE_KINDS = ("categorical", "boolean", "constant")
+LEVEL_KINDS = ("categorical", "boolean", "constant")
+POINT_MASS = 0.5  # share of the present rows one value must hold to swallow the fill
+SIGNAL_P = 0.01  # p-value below which missingness is associated with the target
+#: Rows with and without a value the association test needs. Fewer missing rows carry no signal a
+#: model can learn (a HistGradientBoosting leaf holds at least 20 rows), and their p-value is fragile:
+#: the steps before impute (dropped duplicates, outliers, suspicious labels) choose rows by the model's
+#: view of them, gaps included, enough to make a handful of gaps look tied to the target.
+MIN_SIDE = 20
+PERMUTATIONS = 20_000  # seeded draws for the association test where the chi-square approximation fails
+LEVEL_NAMES = ("missing", "(missing)")  # then missing_2, missing_3, ...
 
 
 class ImputeParams(ToolParams):
@@ -51,14 +80,28 @@ class ImputeParams(ToolParams):
             "How to fill numeric columns. auto: iterative imputation for a column that correlates "
             "(|r| >= 0.3) with another numeric feature, else the median; simple: median; knn: average "
             "of the nearest rows; iterative: chained linear regressions. Categorical and boolean "
-            "columns always get their most frequent value."
+            "columns follow `categorical`."
+        ),
+    )
+    categorical: Literal["missing_level", "mode"] = Field(
+        "missing_level",
+        description=(
+            "How to fill categorical and boolean columns. missing_level: an explicit level 'missing' "
+            "(another name if that value exists), so the gap stays visible; mode: the most frequent value."
         ),
     )
     columns: list[str] = Field(
         default_factory=list,
         description="Columns to fill; empty means every feature column that has missing values.",
     )
-    add_indicators: bool = Field(False, description="Add a 0/1 column '<column>__was_missing' for every filled column.")
+    add_indicators: bool = Field(
+        False,
+        description=(
+            "Add a 0/1 column '<column>__was_missing' for every filled column. Without it one is still "
+            "added where the fill would hide something: one value is held by at least half of the present "
+            "rows (a point mass), or the missingness is associated with the target (p < 0.01)."
+        ),
+    )
     knn_neighbors: int = Field(5, ge=1, le=50, description="Number of neighbouring rows for method knn.")
     max_iter: int = Field(10, ge=1, le=50, description="Maximum rounds of the iterative imputer.")
 
@@ -68,19 +111,40 @@ class Choice:
     """How one column will be filled, and why."""
 
     column: str
-    method: Literal["median", "mode", "iterative", "knn"]
+    method: Literal["median", "mode", "missing_level", "iterative", "knn"]
     reason: str
 
 
 def reapply_impute(table: pd.DataFrame, fitted: dict) -> pd.DataFrame:
     """Fill missing cells of ``table`` with the state fitted by the impute tool.
 
-    Order: medians and modes, then one model (iterative or knn) over its numeric columns,
-    then the fallbacks for cells still missing (columns that had no gaps when fitted; a column
-    absent from ``table`` is passed over), then the missing indicators (recording where cells
-    were missing before any fill).
+    Order: medians, modes and missing levels, then one model (iterative or knn) over its
+    numeric columns, then the fallbacks and fallback levels for cells still missing (columns
+    that had no gaps when fitted; a column absent from ``table`` is passed over), then the
+    missing indicators (recording where cells were missing before any fill). A column that
+    gets a level and does not hold text becomes text, so that it keeps one type.
     """
     import numpy as np
+    import pandas as pd
+
+    def as_text(value: object) -> str:
+        """A cell as a level: ``True`` as "True", ``2.0`` as "2", anything else by ``str``."""
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            return str(int(value))
+        return str(value.item() if isinstance(value, np.generic) else value)
+
+    def with_level(col: pd.Series, level: str) -> pd.Series:
+        """``col`` with its gaps set to ``level``, in a dtype that can hold it."""
+        if not col.isna().any():
+            return col
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            if pd.api.types.infer_dtype(col.cat.categories, skipna=True) == "string":
+                grown = col if level in col.cat.categories else col.cat.add_categories([level])
+                return grown.fillna(level)
+        elif pd.api.types.infer_dtype(col, skipna=True) == "string":
+            return col.fillna(level)
+        text = col.astype(object).map(as_text, na_action="ignore")
+        return text.where(col.notna(), level).astype("str")
 
     def replay_iterative(x: np.ndarray, state: dict) -> np.ndarray:
         """IterativeImputer.transform: initial fill, then each fitted linear step in order."""
@@ -107,7 +171,8 @@ def reapply_impute(table: pd.DataFrame, fitted: dict) -> pd.DataFrame:
 
     out = table.copy()
     models = [(fitted.get("iterative"), replay_iterative), (fitted.get("knn"), replay_knn)]
-    needed = [*fitted["medians"], *fitted["modes"], *fitted["indicators"]]
+    levels = fitted.get("levels") or {}
+    needed = [*fitted["medians"], *fitted["modes"], *levels, *fitted["indicators"]]
     needed += [c for state, _ in models if state for c in state["columns"]]
     absent = [c for c in dict.fromkeys(needed) if c not in out.columns]
     if absent:
@@ -117,6 +182,8 @@ def reapply_impute(table: pd.DataFrame, fitted: dict) -> pd.DataFrame:
         out[col] = out[col].astype(float).fillna(value)
     for col, value in fitted["modes"].items():
         out[col] = out[col].fillna(value)
+    for col, level in levels.items():
+        out[col] = with_level(out[col], level)
     for state, replay in models:
         if state:
             done = replay(out[state["columns"]].to_numpy(dtype=float, na_value=np.nan), state)
@@ -126,6 +193,9 @@ def reapply_impute(table: pd.DataFrame, fitted: dict) -> pd.DataFrame:
         if col in out.columns and out[col].isna().any():
             numbers = isinstance(value, float) and out[col].dtype.kind in "iuf"
             out[col] = (out[col].astype(float) if numbers else out[col]).fillna(value)
+    for col, level in (fitted.get("fallback_levels") or {}).items():
+        if col in out.columns:
+            out[col] = with_level(out[col], level)
     for col, flags in was_missing.items():
         out[f"{col}__was_missing"] = flags
     return out
@@ -134,9 +204,11 @@ def reapply_impute(table: pd.DataFrame, fitted: dict) -> pd.DataFrame:
 class Impute(Tool):
     name = "impute"
     description = (
-        "Fill missing values in feature columns (never the target or identifiers): the median or the "
-        "most frequent value, KNN, or iterative imputation from correlated columns; optionally add "
-        "0/1 missing-indicator columns. The same fill is re-applied to new data."
+        "Fill missing values in feature columns (never the target, identifiers or free text): numbers "
+        "by the median, KNN, or iterative imputation from correlated columns, with a 0/1 "
+        "missing-indicator column where the fill would hide a point mass or missingness that predicts "
+        "the target; categories and booleans by an explicit 'missing' level (or the most frequent "
+        "value if asked). The same fill is re-applied to new data."
     )
     category = "missingness"
     mutates = True
@@ -146,16 +218,20 @@ class Impute(Tool):
     def run(self, table: pd.DataFrame, params: ImputeParams, ctx: ToolContext) -> ToolResult:
         candidates, fallbacks, skipped = select_columns(table, params, ctx)
         predictors = model_columns(table, ctx)
-        choices = [choose_method(table, col, predictors, params.method, ctx) for col in candidates]
+        choices = [choose_method(table, col, predictors, params, ctx) for col in candidates]
         ctx.progress(0.2, "fitting the imputation")
         ctx.check_cancelled()
         fitted = fit_state(table, choices, predictors, params, ctx.seed)
+        indicators = indicator_reasons(table, choices, params, ctx)
+        fitted["indicators"] = list(indicators)
         kinds = column_kinds(table, ctx)
-        fitted["fallback"] = {col: fallback_value(table[col], kinds[col]) for col in fallbacks}
+        by_level = [c for c in fallbacks if params.categorical == "missing_level" and takes_level(table[c], kinds[c])]
+        fitted["fallback"] = {c: fallback_value(table[c], kinds[c]) for c in fallbacks if c not in by_level}
+        fitted["fallback_levels"] = {c: missing_level(table[c]) for c in by_level}
         ctx.check_cancelled()
         out = reapply_impute(table, fitted)
         ctx.progress(1.0, "filled")
-        return _result(table, out, choices, skipped, fitted)
+        return _result(table, out, choices, skipped, fitted, indicators)
 
 
 def select_columns(
@@ -175,6 +251,9 @@ def select_columns(
     else:
         scope = feature_columns(table, ctx)
     candidates, fallbacks, skipped = [], [], []
+    if not params.columns:  # free text is outside the feature scope; say so where it has gaps
+        text = [c for c in ctx.feature_columns(table) if kinds[c] == "text" and table[c].isna().any()]
+        skipped += [{"column": c, "reason": "text columns are never imputed"} for c in text]
     for col in scope:
         series = table[col]
         unsupported = _unsupported(series, kinds[col])
@@ -215,11 +294,20 @@ def model_columns(table: pd.DataFrame, ctx: ToolContext) -> list[str]:
     return [c for c in numeric_features(table, ctx) if table[c].nunique() >= 2]
 
 
-def choose_method(table: pd.DataFrame, col: str, predictors: list[str], method: str, ctx: ToolContext) -> Choice:
-    """Pick the fill for one column, following ``method`` (see ImputeParams)."""
-    kind = column_kinds(table, ctx)[col]
-    if kind in MODE_KINDS or not is_number_dtype(table[col]):
-        return Choice(col, "mode", f"{kind} column: most frequent value")
+def takes_level(series: pd.Series, kind: str) -> bool:
+    """True for the columns filled by a value rather than a number: categories, booleans, constants."""
+    return kind in LEVEL_KINDS or not is_number_dtype(series)
+
+
+def choose_method(
+    table: pd.DataFrame, col: str, predictors: list[str], params: ImputeParams, ctx: ToolContext
+) -> Choice:
+    """Pick the fill for one column, following ``params.method`` and ``params.categorical``."""
+    kind, method = column_kinds(table, ctx)[col], params.method
+    if takes_level(table[col], kind):
+        if params.categorical == "mode":
+            return Choice(col, "mode", f"{kind} column: most frequent value, as asked")
+        return Choice(col, "missing_level", f"{kind} column: the gap is kept as a level of its own, not guessed")
     median = f"the median would be {float(table[col].median()):.4g}"
     if method == "simple":
         return Choice(col, "median", "simple method: median")
@@ -245,17 +333,16 @@ def fit_state(
     table: pd.DataFrame, choices: list[Choice], predictors: list[str], params: ImputeParams, seed: int
 ) -> dict[str, Any]:
     """The JSON state for ``reapply_impute``: simple fills first, then one model over the predictors."""
-    simple = {c.column: c.method for c in choices if c.method in ("median", "mode")}
+    simple = {c.column: c.method for c in choices if c.method in ("median", "mode", "missing_level")}
     state: dict[str, Any] = {
         "medians": {c: float(table[c].median()) for c, m in simple.items() if m == "median"},
         "modes": {c: mode_of(table[c]) for c, m in simple.items() if m == "mode"},
+        "levels": {c: missing_level(table[c]) for c, m in simple.items() if m == "missing_level"},
         "iterative": None,
         "knn": None,
         "indicators": [],
     }
     work = reapply_impute(table, state)
-    if params.add_indicators:
-        state["indicators"] = [c.column for c in choices]
     by_model = [c.column for c in choices if c.method in ("iterative", "knn")]
     if any(c.method == "iterative" for c in choices):
         imputer = fit_iterative(work[predictors], params.max_iter, seed)
@@ -270,12 +357,109 @@ def mode_of(series: pd.Series) -> Any:
     return json_value(series.mode(dropna=True).iloc[0])
 
 
+def missing_level(series: pd.Series) -> str:
+    """The level for the gaps of ``series``: the first of missing, (missing), missing_2, ... that is
+    not already a value (compared as text, trimmed, in any case)."""
+    taken = {str(v).strip().lower() for v in series.dropna().unique()}
+    taken |= {t.removesuffix(".0") for t in taken}  # 2.0 is written "2" once the column is text
+    names = [*LEVEL_NAMES, *(f"missing_{i}" for i in range(2, len(taken) + 3))]
+    return next(name for name in names if name not in taken)
+
+
 def fallback_value(series: pd.Series, kind: str) -> Any:
     """The fill for gaps that new data has and the fitted method leaves: the median of a numeric
-    column, the most frequent value of any other (the same rule as ``choose_method``'s simple fills)."""
-    if kind in MODE_KINDS or not is_number_dtype(series):
+    column, the most frequent value of any other (``categorical="mode"``; a level otherwise)."""
+    if takes_level(series, kind):
         return mode_of(series)
     return float(series.median())
+
+
+def indicator_reasons(
+    table: pd.DataFrame, choices: list[Choice], params: ImputeParams, ctx: ToolContext
+) -> dict[str, str]:
+    """The columns that get a ``__was_missing`` indicator, each with the reason.
+
+    Every filled column when ``params.add_indicators``; otherwise those whose fill hides the gap
+    (not a missing level) and that have a point mass, or whose missingness predicts the target
+    (p < SIGNAL_P after Holm's correction for the number of columns tested).
+    """
+    if params.add_indicators:
+        return {c.column: "add_indicators was asked for" for c in choices}
+    hidden = [c.column for c in choices if c.method != "missing_level"]
+    found = {col: [r] for col in hidden if (r := point_mass(table[col]))}
+    target = table[ctx.target] if ctx.target in table.columns else None
+    if target is not None:
+        task = ctx.task or infer_task(target)
+        tested = {col: missingness_test(table[col].isna(), target, task, ctx.seed) for col in hidden}
+        tested = {col: result for col, result in tested.items() if result is not None}
+        adjusted = holm({col: p for col, (p, _) in tested.items()})
+        for col, (p, why) in tested.items():
+            if adjusted[col] < SIGNAL_P:
+                found.setdefault(col, []).append(f"missingness predicts the target: {why}, p={p:.2g}")
+    return {col: "; ".join(found[col]) for col in hidden if col in found}
+
+
+def point_mass(series: pd.Series) -> str | None:
+    """Why a fill would vanish into one value held by at least POINT_MASS of the present rows, or None."""
+    shares = series.value_counts(normalize=True)
+    if shares.empty or shares.iloc[0] < POINT_MASS:
+        return None
+    value = json_value(shares.index[0])
+    shown = format_number(value) if isinstance(value, float) else repr(value)
+    return f"{100 * shares.iloc[0]:.0f}% of the present rows hold {shown}, so filled cells would vanish into it"
+
+
+def missingness_test(missing: pd.Series, target: pd.Series, task: str, seed: int) -> tuple[float, str] | None:
+    """The p-value that the rows without a value differ in the target from the others, and how.
+
+    A numeric target: Mann-Whitney U. A class target: the chi-square test of independence of
+    missingness and class; where an expected count is under 5, its p-value comes from
+    PERMUTATIONS seeded draws of the missing rows' classes (multivariate hypergeometric), since
+    the chi-square approximation is then too optimistic. Rows without a target are left out;
+    None when either side has fewer than MIN_SIDE rows or the target has one class.
+    """
+    known = target.notna()
+    gap, y = missing[known].to_numpy(dtype=bool), target[known]
+    if gap.sum() < MIN_SIDE or (~gap).sum() < MIN_SIDE:
+        return None
+    if task == "regression":
+        numbers = pd.to_numeric(y, errors="coerce").to_numpy(dtype=float)
+        p = float(stats.mannwhitneyu(numbers[gap], numbers[~gap], nan_policy="omit").pvalue)
+        inside, outside = np.nanmedian(numbers[gap]), np.nanmedian(numbers[~gap])
+        return p, f"the target's median is {inside:.4g} where it is missing and {outside:.4g} elsewhere (Mann-Whitney)"
+    counts = pd.crosstab(gap, y.astype("str").to_numpy())
+    if counts.shape[1] < 2:
+        return None
+    test, p = permutation_chi_square(counts.loc[True].to_numpy(), counts.sum().to_numpy(), seed)
+    rates = counts.div(counts.sum(axis=1), axis=0)
+    label = str((rates.loc[True] - rates.loc[False]).abs().idxmax())
+    inside, outside = 100 * rates.at[True, label], 100 * rates.at[False, label]
+    return p, f"{label!r} is {inside:.0f}% of the rows where it is missing and {outside:.0f}% elsewhere ({test})"
+
+
+def permutation_chi_square(missing_counts: np.ndarray, class_counts: np.ndarray, seed: int) -> tuple[str, float]:
+    """The chi-square test of a 2 x classes table given by its missing row and its column totals."""
+    n, k = int(class_counts.sum()), int(missing_counts.sum())
+    expected = np.outer([k, n - k], class_counts) / n
+
+    def statistic(inside: np.ndarray) -> np.ndarray:
+        cells = np.stack([inside, class_counts - inside], axis=-2)
+        return (((cells - expected) ** 2) / expected).sum(axis=(-2, -1))
+
+    if expected.min() >= 5:
+        return "chi-square", float(stats.chi2.sf(statistic(missing_counts), len(class_counts) - 1))
+    draws = np.random.default_rng(seed).multivariate_hypergeometric(class_counts, k, size=PERMUTATIONS)
+    beyond = int((statistic(draws) >= statistic(missing_counts) - 1e-9).sum())
+    return "permutation chi-square", (beyond + 1) / (PERMUTATIONS + 1)
+
+
+def holm(p_values: dict[str, float]) -> dict[str, float]:
+    """Holm's step-down adjustment of ``p_values``: reject where the adjusted value is below alpha."""
+    adjusted, running = {}, 0.0
+    for rank, (key, p) in enumerate(sorted(p_values.items(), key=lambda kv: kv[1])):
+        running = max(running, min(1.0, (len(p_values) - rank) * p))
+        adjusted[key] = running
+    return adjusted
 
 
 def fit_iterative(frame: pd.DataFrame, max_iter: int, seed: int) -> IterativeImputer:
@@ -337,15 +521,19 @@ def _result(
     choices: list[Choice],
     skipped: list[dict[str, str]],
     fitted: dict[str, Any],
+    indicators: dict[str, str],
 ) -> ToolResult:
     filled = {c.column: int(table[c.column].isna().sum()) for c in choices}
+    values = fitted["medians"] | fitted["modes"] | fitted["levels"]
     per_column = [
         {
             "column": c.column,
             "method": c.method,
             "reason": c.reason,
             "filled": filled[c.column],
-            "value": fitted["medians"].get(c.column, fitted["modes"].get(c.column)),
+            "value": values.get(c.column),
+            "indicator": f"{c.column}__was_missing" if c.column in indicators else None,
+            "indicator_reason": indicators.get(c.column),
         }
         for c in choices
     ]
@@ -354,6 +542,7 @@ def _result(
         "skipped": skipped,
         "indicators": fitted["indicators"],
         "fallback": fitted["fallback"],
+        "fallback_levels": fitted["fallback_levels"],
     }
     if fitted["iterative"]:
         findings["iterative_rounds"] = fitted["iterative"]["n_iter"]
@@ -372,6 +561,7 @@ def _result(
         "columns_filled": float(len(choices)),
         "columns_skipped": float(len(skipped)),
         "indicators_added": float(len(fitted["indicators"])),
+        "levels_added": float(len(fitted["levels"])),
     }
     return ToolResult(
         summary=_summary(per_column, skipped, fitted),
@@ -386,7 +576,7 @@ def _result(
 def _summary(per_column: list[dict[str, Any]], skipped: list[dict[str, str]], fitted: dict[str, Any]) -> str:
     if per_column:
         total = sum(c["filled"] for c in per_column)
-        by_method = Counter(c["method"] for c in per_column)
+        by_method = Counter(c["method"].replace("_", " ") for c in per_column)
         shown = sorted(per_column, key=lambda c: -c["filled"])[:SUMMARY_COLUMNS]
         text = f"Filled {plural(total, 'missing cell')} in {plural(len(per_column), 'column')} ("
         text += ", ".join(f"{n} by {method}" for method, n in by_method.most_common()) + "); most: "
@@ -397,12 +587,16 @@ def _summary(per_column: list[dict[str, Any]], skipped: list[dict[str, str]], fi
     if skipped:
         text += " Left alone: " + "; ".join(f"{s['column']} ({s['reason']})" for s in skipped[:SUMMARY_COLUMNS])
         text += f" and {len(skipped) - SUMMARY_COLUMNS} more." if len(skipped) > SUMMARY_COLUMNS else "."
-    if fitted["indicators"]:
-        text += f" Added {plural(len(fitted['indicators']), 'missing-indicator column')}."
-    if fitted["fallback"]:
+    flagged = [c for c in per_column if c["indicator"]]
+    if flagged:
+        text += f" Added {plural(len(flagged), 'missing-indicator column')}: "
+        text += "; ".join(f"{c['indicator']} ({c['indicator_reason']})" for c in flagged[:SUMMARY_COLUMNS])
+        text += f" and {len(flagged) - SUMMARY_COLUMNS} more." if len(flagged) > SUMMARY_COLUMNS else "."
+    n_fallback = len(fitted["fallback"]) + len(fitted["fallback_levels"])
+    if n_fallback:
         text += (
-            f" On new data, gaps left in {plural(len(fitted['fallback']), 'feature column')} get the "
-            "training median (numeric) or most frequent value."
+            f" On new data, gaps left in {plural(n_fallback, 'feature column')} get the training median "
+            "(numbers) or the missing level (categories; the most frequent value if asked)."
         )
     return text
 
@@ -413,4 +607,6 @@ def _describe(column: dict[str, Any]) -> str:
         return f"{name} ({n}) by the median {column['value']:.4g}"
     if method == "mode":
         return f"{name} ({n}) by the most frequent value {column['value']!r}"
+    if method == "missing_level":
+        return f"{name} ({n}) with the level {column['value']!r}"
     return f"{name} ({n}) by {method} imputation: {column['reason']}"

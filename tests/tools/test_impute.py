@@ -75,17 +75,22 @@ def test_auto_uses_the_median_for_an_uncorrelated_column() -> None:
     assert (filled == choice["value"]).all()
 
 
-def test_categorical_gets_the_mode() -> None:
+def test_categorical_gets_the_missing_level_or_the_mode_when_asked() -> None:
     holed = knock_out(body_table(), "city", 0.1, seed=3)
     result = run(holed)
     assert by_column(result)["city"] == {
         "column": "city",
-        "method": "mode",
-        "reason": "categorical column: most frequent value",
+        "method": "missing_level",
+        "reason": "categorical column: the gap is kept as a level of its own, not guessed",
         "filled": 60,
-        "value": "Leeds",
+        "value": "missing",
+        "indicator": None,
+        "indicator_reason": None,
     }
-    assert (result.table.loc[holed["city"].isna(), "city"] == "Leeds").all()
+    assert (result.table.loc[holed["city"].isna(), "city"] == "missing").all()
+    mode = run(holed, categorical="mode")
+    assert by_column(mode)["city"]["method"] == "mode" and by_column(mode)["city"]["value"] == "Leeds"
+    assert (mode.table.loc[holed["city"].isna(), "city"] == "Leeds").all()
 
 
 def test_target_and_ids_are_never_touched() -> None:
@@ -206,10 +211,11 @@ def test_reapply_runs_standalone_for_model_based_fills(method: str) -> None:
 
 
 def test_new_data_gaps_in_columns_complete_at_fit_time_get_the_fallback() -> None:
-    """b had no gaps in training: new data's gaps in b get b's training median, city's its mode."""
+    """weight had no gaps in training: new data's gaps in it get its training median, city's its
+    mode (categorical="mode"; the missing level by default, tested in test_impute_invents_nothing)."""
     train = knock_out(body_table(300, seed=26), "noise", 0.1, seed=27)  # only noise has gaps
     train["flag"] = np.random.default_rng(28).choice([True, False], len(train), p=[0.7, 0.3])
-    result = run(train)
+    result = run(train, categorical="mode")
     assert set(by_column(result)) == {"noise"}
     fallback = result.fitted["fallback"]
     assert set(fallback) == {"height", "weight", "noise", "city", "flag"}  # never pid or outcome
