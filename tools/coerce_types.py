@@ -24,10 +24,18 @@ with its row label: nothing is lost silently.
 With no ``columns`` the schema of every column comes from
 :func:`tools.feature_types.profile_table`: numbers stored as text become numeric,
 detected codes become missing, units are stripped, yes/no columns become 1/0,
-date text becomes dates. An entry in ``columns`` overrides that inference only
-in the fields it sets (``{"age": {"min": 0, "max": 120}}`` keeps the detected
-type, codes and unit). Identifier columns are never touched; the target keeps
-its values, except that its sentinel codes (a ``?`` label) become missing.
+date text becomes dates. Detected codes are empty-cell markers (``?``, ``NA``,
+``N/A``, ``-``) in any column, number codes (``-999``), and words such as
+``unknown`` or ``not recorded`` only in a column of numbers. In a categorical or
+text column such a word is an answer and stays a level: it becomes missing only
+when the person lists it in that column's ``sentinels``. A column cast to
+numeric, boolean or datetime by an entry in ``columns`` (without ``sentinels``)
+also drops those words, since such a column cannot hold a level.
+
+An entry in ``columns`` overrides that inference only in the fields it sets
+(``{"age": {"min": 0, "max": 120}}`` keeps the detected type, codes and unit).
+Identifier columns are never touched; the target keeps its values, except that
+its sentinel codes (a ``?`` label) become missing.
 
 ``fitted`` is the full explicit schema that was applied, so ``reapply`` repeats
 exactly the same casts on new data without inferring anything again.
@@ -59,7 +67,9 @@ class ColumnSchema(BaseModel):
     sentinels: list[str] | None = Field(
         None,
         description="Cell values that mean 'missing', e.g. ['?', '-999', 'unknown'] (matched after "
-        "trimming, in any case; numeric codes also by value). Null keeps the detected codes; [] means none.",
+        "trimming, in any case; numeric codes also by value). Null keeps the detected codes: markers such "
+        "as '?' or 'NA' and number codes, but not answer words such as 'unknown' or 'refused' in a "
+        "categorical column, which stay levels unless listed here; [] means none.",
     )
     unit: str | None = Field(
         None,
@@ -235,6 +245,8 @@ def _override(
         )
     base = inferred or _spec(_castable(profile, role), profile["sentinels"], role=role)
     spec = base | {k: v for k, v in entry.model_dump().items() if v is not None}
+    if entry.sentinels is None and spec["type"] in ("numeric", "boolean", "datetime"):
+        spec["sentinels"] = [*spec["sentinels"], *profile.get("level_codes", {})]  # no level in such a column
     spec["unit"] = spec["unit"] or None
     _check_numeric_only(name, spec, entry)
     return spec
@@ -388,7 +400,8 @@ class CoerceTypes(Tool):
     description = (
         "Convert columns to their real types: numbers stored as text to numbers (units such as 'kg' or "
         "'$' stripped), yes/no to 1/0, date text to dates, and sentinel codes such as '?', 'NA' or -999 "
-        "to missing. Domain ranges (e.g. age 0..120) turn impossible values into missing. Every cell "
+        "to missing; words such as 'unknown' stay categories unless given as `sentinels`. Domain "
+        "ranges (e.g. age 0..120) turn impossible values into missing. Every cell "
         "that becomes missing is counted and shown; identifiers are untouched and the target keeps its "
         "values. Re-applies to new data."
     )

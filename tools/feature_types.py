@@ -24,10 +24,17 @@ Type rules, in order; the first that applies wins:
    unit counts when at least 5 % of the cells carry it. Text "0"/"1" columns
    are numbers first, so rules 3 and 6 apply to them as to stored numbers.
 
-Sentinels are cells that mean "missing": words such as ``?``, ``NA``, ``unknown``
-or an empty cell in any column, nines codes such as ``-999`` in text columns, and
-numbers that stand out from a numeric column's distribution (see
-:func:`tools.typing_rules.numeric_sentinels`). ``missing`` counts both.
+Sentinels are cells that mean "missing": in any column an empty cell or a marker
+such as ``?``, ``-``, ``NA`` or ``N/A`` (:data:`tools.typing_rules.MISSING_MARKS`);
+nines codes such as ``-999`` in text columns; numbers that stand out from a
+numeric column's distribution (see :func:`tools.typing_rules.numeric_sentinels`);
+and, in a column of numbers stored as text only, words such as ``unknown``,
+``not recorded`` or ``refused`` (:data:`tools.typing_rules.CODE_WORDS`), since a
+number column cannot hold them as a level. In a text or categorical column those
+words are answers: they stay levels, are counted in ``top_values`` and listed in
+``level_codes`` (word and cells), and only a person's explicit ``sentinels`` in
+``coerce_types`` turns them into missing cells. ``missing`` counts the empty
+cells and the sentinels.
 
 Everything is vectorised over each column's distinct values; date parsing, word
 counts and id shapes are judged on a sample, so a 1M-row table takes seconds.
@@ -51,7 +58,8 @@ from tools.typing_rules import (
     code_shaped_share,
     dominant_unit,
     format_number,
-    is_sentinel_word,
+    is_code_word,
+    is_missing_mark,
     looks_like_id_name,
     numeric_sentinels,
     parse_numbers,
@@ -77,6 +85,7 @@ class ColumnFacts:
     kind: Literal["bool", "number", "datetime", "string"]
     counts: pd.Series
     sentinels: dict[str, int] = field(default_factory=dict)
+    level_codes: dict[str, int] = field(default_factory=dict)
     numbers: np.ndarray | None = None
     numeric_as_text: bool = False
     unit: str | None = None
@@ -136,15 +145,19 @@ def _string_facts(text: pd.Series, base: dict[str, Any]) -> ColumnFacts:
     counts = pd.Series(raw.to_numpy(), index=keys.to_numpy())
     if not keys.equals(pd.Series(raw.index, dtype="str")):
         counts = counts.groupby(level=0).sum().sort_values(ascending=False, kind="stable")
-    words = is_sentinel_word(pd.Series(counts.index, dtype="str")).to_numpy()
-    facts = ColumnFacts(**base, kind="string", counts=counts[~words], sentinels=_as_dict(counts[words]))
+    keys = pd.Series(counts.index, dtype="str")
+    marks = is_missing_mark(keys).to_numpy()
+    words = is_code_word(keys).to_numpy() & ~marks
+    facts = ColumnFacts(**base, kind="string", counts=counts[~marks & ~words], sentinels=_as_dict(counts[marks]))
     parsed, facts.unit = numbers_in_text(facts.counts)
-    if parsed is None:
+    if parsed is None:  # not numbers: a word such as "unknown" is an answer, a level of its own
+        facts.counts, facts.level_codes = counts[~marks], _as_dict(counts[words])
         nines = _nines_codes(facts.counts)
         facts.sentinels.update(_as_dict(facts.counts[nines]))
         facts.counts = facts.counts[~nines]
         facts.unit = None
         return facts
+    facts.sentinels.update(_as_dict(counts[words]))
     return _numeric_text_facts(facts, parsed)
 
 
@@ -323,15 +336,40 @@ def _top_text(facts: ColumnFacts, k: int = 3) -> str:
     return ", ".join(f"{_label(v)!r} {int(c)}" for v, c in facts.counts.head(k).items())
 
 
-def numeric_stats(values: np.ndarray) -> dict[str, float | None]:
-    """Five-number summary, mean and standard deviation (``None`` where undefined)."""
+def numeric_stats(values: np.ndarray) -> dict[str, float | str | None]:
+    """Five-number summary, mean and standard deviation (``None`` where undefined), and the point mass.
+
+    When more than half of the values hold one value (a lab's "negative" 0, a count's 0), the
+    quartiles say little: ``mass`` is that value and ``mass_share`` the share holding it, and the
+    rest is judged as ``outliers`` judges it, by the values off the mass: ``off_mass_scale`` (``log``
+    or ``linear``), ``off_mass_z_min`` / ``off_mass_z_max`` (the robust z of the min and the max from
+    that bulk; 0 at the mass) and ``off_mass_strong_z`` (the robust z from which ``outliers`` changes a
+    cell there). All ``None`` without a point mass, or with too few other values to judge.
+    """
+    from tools._frame import STRONG_Z, robust_scale
+
+    mass_keys = ("mass", "mass_share", "off_mass_scale", "off_mass_z_min", "off_mass_z_max", "off_mass_strong_z")
     if not len(values):
-        return dict.fromkeys(("min", "q1", "median", "q3", "max", "mean", "std"))
+        return dict.fromkeys(("min", "q1", "median", "q3", "max", "mean", "std", *mass_keys))
     q = np.quantile(values, [0, 0.25, 0.5, 0.75, 1])
     std = float(np.std(values, ddof=1)) if len(values) > 1 else None
     stats = dict(zip(("min", "q1", "median", "q3", "max"), q.tolist(), strict=True))
     stats |= {"mean": float(np.mean(values)), "std": std}
-    return {k: (float(v) if v is not None and np.isfinite(v) else None) for k, v in stats.items()}
+    summary: dict[str, float | str | None] = {
+        k: (float(v) if v is not None and np.isfinite(v) else None) for k, v in stats.items()
+    }
+    scale = robust_scale(pd.Series(values), allow_log=True, allow_mass=True)
+    if scale.mass is None or scale.spread <= 0:
+        return summary | dict.fromkeys(mass_keys)
+    z_min, z_max = (float(z) if np.isfinite(z) else None for z in scale.standardise(pd.Series(q[[0, -1]])).abs())
+    return summary | {
+        "mass": scale.mass,
+        "mass_share": round(scale.mass_share, 4),
+        "off_mass_scale": scale.name,
+        "off_mass_z_min": z_min,
+        "off_mass_z_max": z_max,
+        "off_mass_strong_z": scale.strong_z(STRONG_Z),
+    }
 
 
 def column_profile(name: str, series: pd.Series, declared_id: bool = False) -> tuple[dict, ColumnFacts]:
@@ -347,6 +385,7 @@ def column_profile(name: str, series: pd.Series, declared_id: bool = False) -> t
         "missing_pct": round(100 * facts.missing / facts.n_rows, 2) if facts.n_rows else 0.0,
         "sentinels": [code for code, _ in sentinels],
         "sentinel_count": sum(count for _, count in sentinels),
+        "level_codes": dict(sorted(facts.level_codes.items(), key=lambda kv: -kv[1])),
         "numeric_as_text": facts.numeric_as_text,
         "unit": facts.unit,
         "unparseable": facts.unparseable,
@@ -461,6 +500,13 @@ def summarise(profile: dict[str, Any]) -> str:
         parts.append(f"{missing} cells are missing{codes if coded else ''}.")
     else:
         parts.append("No cell is missing.")
+    levels = {n: c["level_codes"] for n, c in cols.items() if c.get("level_codes")}
+    if levels:
+        shown = "; ".join(f"{', '.join(map(repr, list(words)[:3]))} in {n}" for n, words in list(levels.items())[:3])
+        parts.append(
+            f"Answers such as {shown} are kept as categories, not counted as missing; give them to "
+            "coerce_types as `sentinels` if they mean missing."
+        )
     target = profile["target"]
     if target is not None:
         classes = f", {target['n_classes']} classes" if target["task"] == "classification" else ""

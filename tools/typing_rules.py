@@ -13,12 +13,25 @@ import re
 import numpy as np
 import pandas as pd
 
-#: Cell contents (stripped, case-folded) that mean "missing" in any column.
-SENTINEL_WORDS: frozenset[str] = frozenset(
+#: Cell contents (stripped, case-folded) that mark an empty cell in any column: punctuation
+#: placeholders and the spellings of "not available" that spreadsheets and software write
+#: (``?``, ``-``, ``NA``, ``N/A``, ``null``, ``#N/A``). Nobody answers a question with them.
+MISSING_MARKS: frozenset[str] = frozenset(
     {
         "", "?", "??", "???", "-", "--", ".", "..", "na", "n/a", "n.a.", "n.a", "nan", "null",
-        "none", "nil", "missing", "unknown", "unk", "not known", "not available", "#n/a", "#na",
-        "undefined", "not applicable",
+        "#n/a", "#na", "undefined",
+    }
+)  # fmt: skip
+
+#: Words that may mean "missing" but are also answers (``unknown``, ``not recorded``,
+#: ``refused``, ``none``): a missing-value code in a column of numbers, which cannot hold
+#: them as a level, and a category of its own in a text column unless the person says
+#: otherwise (coerce_types' ``sentinels``).
+CODE_WORDS: frozenset[str] = frozenset(
+    {
+        "none", "nil", "missing", "unknown", "unk", "not known", "not available", "not applicable",
+        "not recorded", "not stated", "not given", "not done", "refused", "declined", "don't know",
+        "dont know", "do not know",
     }
 )  # fmt: skip
 
@@ -46,9 +59,14 @@ _ID_CODE = re.compile(
 )
 
 
-def is_sentinel_word(keys: pd.Series) -> pd.Series:
-    """Which stripped cells are a missing-value word such as ``?``, ``NA`` or ``unknown``."""
-    return keys.str.lower().isin(SENTINEL_WORDS)
+def is_missing_mark(keys: pd.Series) -> pd.Series:
+    """Which stripped cells are an empty-cell marker such as ``?``, ``-`` or ``NA`` (any column)."""
+    return keys.str.lower().isin(MISSING_MARKS)
+
+
+def is_code_word(keys: pd.Series) -> pd.Series:
+    """Which stripped cells are a word such as ``unknown`` that is a code only among numbers."""
+    return keys.str.lower().isin(CODE_WORDS)
 
 
 def looks_like_id_name(name: str) -> bool:

@@ -95,8 +95,11 @@ def test_date_text_becomes_datetime(table, result) -> None:
     assert (visit.to_numpy() == expected.to_numpy()).all()
 
 
-def test_unknown_in_a_categorical_column_becomes_missing(table, result) -> None:
-    city = result.table["city"]
+def test_unknown_in_a_categorical_column_stays_a_level_unless_named(table, result) -> None:
+    pd.testing.assert_series_equal(result.table["city"], table["city"])
+    assert report(result, "city")["sentinels"] == []
+    named = coerce(table, {"columns": {"city": {"sentinels": ["unknown"]}}})
+    city = named.table["city"]
     assert city[table["city"] == "unknown"].isna().all()
     assert set(city.dropna()) == {"Leeds", "York"}
 

@@ -115,12 +115,12 @@ def test_minus_999_in_a_numeric_column_is_a_sentinel(profile: dict, table: pd.Da
     assert col["stats"]["min"] == real.min() and col["stats"]["mean"] == pytest.approx(real.mean())
 
 
-def test_unknown_in_a_categorical_column(profile: dict) -> None:
+def test_unknown_in_a_categorical_column_is_a_level(profile: dict) -> None:
     col = profile["columns"]["city"]
-    assert (col["sentinels"], col["sentinel_count"]) == (["unknown"], 30)
-    assert col["n_unique"] == 4
-    assert {v for v, _ in col["top_values"]} == {"Leeds", "York", "Hull", "Bath"}
-    assert sum(c for _, c in col["top_values"]) == N - 30
+    assert (col["sentinels"], col["sentinel_count"], col["missing"]) == ([], 0, 0)
+    assert col["level_codes"] == {"unknown": 30} and col["n_unique"] == 5
+    assert {v for v, _ in col["top_values"]} == {"Leeds", "York", "Hull", "Bath", "unknown"}
+    assert sum(c for _, c in col["top_values"]) == N
 
 
 def test_unit_in_cells(profile: dict, table: pd.DataFrame) -> None:
@@ -266,8 +266,8 @@ def test_tool_returns_the_profile_with_metrics_and_charts(table: pd.DataFrame, p
     assert result.table is None and result.findings == profile
     json.dumps(result.findings, allow_nan=False)
     assert result.metrics["columns_identifier"] == 2 and result.metrics["columns_constant"] == 2
-    assert result.metrics["sentinel_cells"] == 25 + 20 + 30 + 3 + 40
-    assert result.metrics["missing_cells"] == 25 + 20 + 30 + 3 + 40 + N
+    assert result.metrics["sentinel_cells"] == 25 + 20 + 3 + 40  # city's 'unknown' is a level
+    assert result.metrics["missing_cells"] == 25 + 20 + 3 + 40 + N
     missing_chart = result.charts[0]
     assert dict(zip(missing_chart.labels, missing_chart.values, strict=True))["empty"] == 100.0
     assert "Profiled 500 rows and 19 columns" in result.summary and "age_text" in result.summary
