@@ -112,8 +112,13 @@ def _coerce(state: PlanningState) -> PlanStep | None:
             notes.append(f"`{col}` has the unit {info['unit']!r} inside its cells")
     if not notes:
         return None
+    kept = [f"{', '.join(map(repr, list(info['level_codes'])[:2]))} in `{col}`"
+            for col, info in state.profile["columns"].items()
+            if info.get("level_codes") and col not in state.id_columns][:3]  # fmt: skip
+    answers = f" Answers such as {'; '.join(kept)} stay categories: they are not set missing." if kept else ""
     return PlanStep(key="coerce_types", tool="coerce_types", params={},
-                    rationale=_sentence(notes) + "; cast them so models read them as numbers and codes as missing.",
+                    rationale=_sentence(notes) + "; cast them so models read them as numbers and codes as missing."
+                              + answers,
                     expected="Text columns become numeric; codes become missing cells.")  # fmt: skip
 
 
@@ -193,10 +198,18 @@ def _outliers(state: PlanningState) -> PlanStep | None:
 
 
 def _extremes(state: PlanningState) -> list[tuple[str, float, float]]:
+    """The min or max of each numeric feature that is far out: robust z above twice ``ROBUST_Z`` from the
+    quartiles; in a column where one value holds over half the cells (a point mass), judged from the values
+    off it, as ``outliers`` judges it, when ``outliers`` would change it (the profile's ``off_mass_*``)."""
     found = []
     for col, info in state.features().items():
         stats = info.get("stats")
         if info["type"] != "numeric" or not stats or stats.get("q3") is None:
+            continue
+        if stats.get("off_mass_strong_z") is not None:
+            for value, z in ((stats["min"], stats["off_mass_z_min"]), (stats["max"], stats["off_mass_z_max"])):
+                if z is not None and z > ROBUST_Z and z >= stats["off_mass_strong_z"]:
+                    found.append((col, value, z))
             continue
         scale = (stats["q3"] - stats["q1"]) / 1.349
         if scale <= 0:
@@ -218,8 +231,11 @@ def _impute(state: PlanningState) -> PlanStep | None:
     notes = [f"`{c}` is {100 * n / n_rows:.0f}% missing" for c, n in worst]
     return PlanStep(key="impute", tool="impute", params={"method": "auto"},
                     rationale=_sentence(notes) + f" ({sum(gaps.values())} cells in {len(gaps)} column(s)); fill "
-                              "them from the other columns where they are correlated, else with the median or mode.",
-                    expected="No missing feature cells.")  # fmt: skip
+                              "numbers from the other columns where they are correlated, else with the median, and "
+                              "add a `<column>__was_missing` indicator where one value holds most rows or the gaps "
+                              "predict the target; give categories and booleans an explicit 'missing' level instead "
+                              "of a guess. Free text and identifiers are left as they are.",
+                    expected="No missing feature cells; categorical gaps show as a 'missing' level.")  # fmt: skip
 
 
 def _label_issues(state: PlanningState) -> PlanStep | None:
