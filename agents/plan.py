@@ -9,6 +9,9 @@ from pydantic import BaseModel, Field
 #: The pseudo-tool of a backtracking step: approving ``revert`` with ``{"step": KEY}`` returns the
 #: data to the version before step KEY, which must be the step that made the current version.
 REVERT = "revert"
+#: A step whose key ends so cleans the rows held out for scoring, once the gain is measured, the way the
+#: step of the key before it cleaned the others (``tools.holdout``).
+HELD_OUT_SUFFIX = ":held_out"
 
 #: ``superseded``: shown at the gate, then withdrawn because the plan was re-made; kept so that its id and
 #: proposal are never reused, and left out of the plan the person sees.
@@ -59,3 +62,4 @@ class Observation(BaseModel):
     summary: str = ""
     metrics: dict[str, float] = Field(default_factory=dict)
     findings: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)  # what it ran with

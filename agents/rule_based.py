@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.plan import REVERT, Guidance, Observation, PlanStep
+from agents.plan import HELD_OUT_SUFFIX, REVERT, Guidance, Observation, PlanStep
 
 Profile = dict[str, Any]
 ROBUST_Z = 5.0
@@ -26,6 +26,8 @@ SCORE_TOLERANCE = 0.01
 #: Steps that are judgement calls, and may be undone when the score falls after them. Schema fixes and
 #: imputation are not: without them the table is not ML-ready.
 REVERTIBLE = ("outliers", "label_issues", "duplicates", "drop_columns:leakage")
+#: Row-level tools that never see the held-out rows; the others (outliers, duplicates) clean them as they go.
+HIDDEN_FROM_HOLDOUT = ("label_issues",)
 #: What a failed step is retried with, once: settings that need less memory and time (a step
 #: usually fails on the sandbox's limits). Tools not listed are not retried.
 SAFER: dict[str, dict[str, Any]] = {
@@ -49,6 +51,7 @@ class PlanningState:
     #: What an LLM may see of the data (:func:`agents.summary.summarize`), built from the table at the session's
     #: share level; None when not built (the rule-based agents never need it).
     llm_data: dict[str, Any] | None = None
+    holdout: float = 0.0  # the share of rows held out to score on (``tools.holdout``)
 
     def seen(self, key: str) -> bool:
         return any(obs.key == key for obs in self.history)
@@ -73,7 +76,7 @@ class RuleBasedCoordinator:
             _drop_leaky_columns, _outliers, _label_issues, _impute,
         ]  # fmt: skip
         steps = [step for rule in rules if (step := rule(state)) is not None]
-        steps += [*_requested(state), _final_score(state), *_backtrack(state)]
+        steps += [*_requested(state), _final_score(state), *(_backtrack(state) or _clean_held_out(state))]
         return [retry for s in steps if (retry := _unless_seen(state, s)) is not None]
 
 
@@ -290,6 +293,34 @@ def _backtrack(state: PlanningState) -> list[PlanStep]:
                      rationale=f"The score fell to {latest:.3f} from a baseline of {baseline:.3f}; `{step}` made the "
                                "last change to the data, so undo it (back to the version before it).",
                      expected=f"The data as it was before {step}.")]  # fmt: skip
+
+
+def _clean_held_out(state: PlanningState) -> list[PlanStep]:
+    """Once the final score is in, clean the held-out rows the way the label step cleaned the others: the
+    gain is measured, and the table the person takes away should be cleaned throughout."""
+    final = _score(state.last("evaluate:final"))
+    if not state.holdout or final is None:
+        return []
+    history = state.history
+    reverted = {obs.key.removeprefix(f"{REVERT}:") for obs in history if obs.tool == REVERT and obs.status == "done"}
+    done = [obs for obs in state.history if obs.tool in HIDDEN_FROM_HOLDOUT and obs.status == "done"
+            and not obs.key.endswith(HELD_OUT_SUFFIX) and obs.key not in reverted and _changed_rows(obs)]  # fmt: skip
+    return [_held_out_step(obs, final) for obs in done]
+
+
+def _changed_rows(obs: Observation) -> bool:
+    return bool(obs.metrics.get("relabelled") or obs.metrics.get("dropped"))
+
+
+def _held_out_step(obs: Observation, final: float) -> PlanStep:
+    """The same call on the held-out rows; the evidence for acting was weighed on every label by the step
+    itself, so it is not asked for again on the few rows left (their flips are all that remain)."""
+    params = (obs.params | {"require_evidence": False}) if obs.tool == "label_issues" else obs.params
+    return PlanStep(key=f"{obs.key}{HELD_OUT_SUFFIX}", tool=obs.tool, params=params,
+                    rationale=f"The gain is measured ({final:.3f}, on the rows held out before any change); now "
+                              f"apply `{obs.key}` to those rows too, with the same settings, so the table you take "
+                              "away is cleaned throughout. No score follows: these rows can no longer judge it.",
+                    expected=f"The held-out rows cleaned as {obs.key} cleaned the others.")  # fmt: skip
 
 
 def _score(obs: Observation | None) -> float | None:

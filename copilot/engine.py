@@ -55,6 +55,7 @@ from copilot.store import EventRow, SessionRow, StepRow, Store, VersionRow, now
 from copilot.validation import check_guidance, check_table
 from copilot.versions import VersionStore
 from copilot.views import Policy, SessionView
+from tools.holdout import share_for
 from tools.registry import Registry, default_registry
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,7 @@ class Engine(Conversation, SessionReads):
                 policy=policy or self.settings.policy, source=source.name, source_format=loaded.source.__dict__,
                 id_columns=ids, guidance=guidance.model_dump(), version=first.id, last_seq=0,
                 agents=self.agents.name, llm_share=llm_share,
+                holdout=share_for(int(loaded.table[target].notna().sum()), self.settings.holdout),
             )  # fmt: skip
             db.add(session)
             db.flush()  # the rows below refer to it

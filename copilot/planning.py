@@ -56,6 +56,7 @@ class Planner:
             Guidance.model_validate(session.guidance), history(db, session),
             current_step=maker.key if maker is not None else None, messages=messages,
             llm_data=None if self.agents.instant else self._llm_data(session, version),
+            holdout=session.holdout or 0.0,
         )  # fmt: skip
 
     def propose(self, state: PlanningState, usage: Usage) -> Proposal:
@@ -117,5 +118,5 @@ def _observation(step: StepRow) -> Observation:
     return Observation(
         key=step.key, tool=step.tool, status=step.status,  # type: ignore[arg-type]
         summary=result.get("summary", step.error or ""), metrics=result.get("metrics", {}),
-        findings=result.get("findings", {}),
+        findings=result.get("findings", {}), params=dict(step.params or {}),
     )  # fmt: skip

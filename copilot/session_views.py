@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agents.plan import REVERT
+from agents.plan import HELD_OUT_SUFFIX, REVERT
 from agents.rules import RuleSuggestion
 from copilot.pipeline import PipelineSpec, PipelineStep, RowChanges, Source
 from copilot.store import EventRow, MessageRow, SessionRow, StepRow, VersionRow
@@ -81,11 +81,22 @@ def last_score(steps: list[StepRow], wanted: Callable[[StepRow], bool], version:
 def scores(steps: list[StepRow], versions: list[VersionView]) -> Scores:
     """The baseline score of the upload and the final score of the current version, each if there is one."""
     upload = next((v.id for v in versions if v.parent is None), None)
-    current = next((v.id for v in versions if v.current), None)
+    current = measured_version(steps, versions)
     before = last_score(steps, lambda s: s.key == BASELINE, upload)
     after = last_score(steps, is_final_score, current)
     latest = last_score(steps, is_final_score, None)
     return Scores(before, after, latest if after is None else None)
+
+
+def measured_version(steps: list[StepRow], versions: list[VersionView]) -> str | None:
+    """The version the final score speaks for: the current one, or the one before the steps that cleaned the
+    held-out rows after it was scored (they change only rows that can no longer judge the cleaning)."""
+    keys = {s.id: s.key for s in steps}
+    by_id = {v.id: v for v in versions}
+    version = next((v for v in versions if v.current), None)
+    while version is not None and version.parent and keys.get(version.step_id or -1, "").endswith(HELD_OUT_SUFFIX):
+        version = by_id.get(version.parent)
+    return version.id if version is not None else None
 
 
 def session_view(db: Session, session: SessionRow, registry: Registry) -> SessionView:
@@ -184,6 +195,10 @@ def score_note(scored: Scores, versions: list[VersionView]) -> str | None:
         return (f"The final score is out of date: it scored version {version}, and the data changed since "
                 "(a step was undone or ran after it): score the current data to compare.")  # fmt: skip
     before, after = step_metric(scored.before, "n_rows"), step_metric(scored.after, "n_rows")
+    if held_out_scores(scored):
+        return (f"Both scores are on the {int(after or 0):,} rows set aside before any change (a repeated row "
+                "counts once), which no row-level step touched before the final score; the model learns from the "
+                "other rows.")  # fmt: skip
     if before is None or after is None or after >= before:
         return None
     before, after = int(before), int(after)
@@ -194,6 +209,12 @@ def score_note(scored: Scores, versions: list[VersionView]) -> str | None:
         note += (" Rows that a model disagrees with score low, so leaving them out raises the score by itself;"
                  " judge the gain on data held out before cleaning.")  # fmt: skip
     return note
+
+
+def held_out_scores(scored: Scores) -> bool:
+    """Whether the baseline and the final score were both computed on the held-out rows."""
+    found = [(s.result or {}).get("findings") or {} for s in (scored.before, scored.after) if s is not None]
+    return len(found) == 2 and all(f.get("scored_on") == "held_out" for f in found)
 
 
 def rows_dropped(versions: list[VersionView]) -> Counter[str]:

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     tool_wall_seconds: float = Field(900.0, gt=0, description="Wall-clock limit of one tool run.")
     tool_threads: int = Field(1, ge=1, le=256, description="OpenMP/BLAS threads of one tool run.")
     seed: int = Field(0, description="Seed handed to every tool; runs are reproducible.")
+    holdout: float = Field(
+        0.2,
+        ge=0.0,
+        le=0.5,
+        description="Share of the labelled rows a new session sets aside, before any change, to score the "
+        "cleaning on; row-level steps never touch them. 0: none (scores are cross-validated on the current rows).",
+    )
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of the store; default: a SQLite file in the data directory."
     )

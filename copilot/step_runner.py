@@ -12,11 +12,12 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from agents.guard import output_violations
-from agents.plan import Guidance
+from agents.plan import HELD_OUT_SUFFIX, Guidance
 from copilot.pipeline import row_changes
 from copilot.store import SessionRow, StepRow, VersionRow, now
 from copilot.versions import Version, VersionStore
 from tools.feature_types import profile_table
+from tools.holdout import changed_rows, scored_rows
 from tools.registry import Registry
 from tools.sandbox import CallContext, ProgressFn, Sandbox, SandboxOutcome
 
@@ -34,6 +35,7 @@ class StepCall:
     train_only: bool
     mutates: bool
     guidance: Guidance  # the rules in force when the step started: its output must honour them
+    sees_held_out: bool = False  # the tool may repair cells of the held-out rows (``Tool.sees_held_out``)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,12 @@ class StepOutput:
     version: Version | None
     profile: dict[str, Any] | None
     changes: dict[str, Any] | None
+
+
+def holdout_scope(key: str) -> str:
+    """The rows a step may change: a ``…:held_out`` step cleans the held-out rows once the gain is measured
+    (``agents.rule_based``); every other step, the training rows."""
+    return "held_out" if key.endswith(HELD_OUT_SUFFIX) else "training"
 
 
 class StepRunner:
@@ -55,10 +63,12 @@ class StepRunner:
     def prepare(self, db: Session, session: SessionRow, step: StepRow) -> StepCall:
         version = db.get_one(VersionRow, (session.id, session.version))
         types = {col: info["type"] for col, info in version.profile["columns"].items()}
-        ctx = CallContext(session.target, list(session.id_columns), types, session.task, self.seed)
+        ctx = CallContext(session.target, list(session.id_columns), types, session.task, self.seed,
+                          session.holdout or 0.0, holdout_scope(step.key))  # fmt: skip
         tool = self.registry.get(step.tool)
         return StepCall(step.id, step.tool, dict(step.params), version.id, self.versions.blob_path(version.blob), ctx,
-                        tool.train_only, tool.mutates, Guidance.model_validate(session.guidance))  # fmt: skip
+                        tool.train_only, tool.mutates, Guidance.model_validate(session.guidance),
+                        tool.sees_held_out)  # fmt: skip
 
     def run(
         self, call: StepCall, progress: ProgressFn, cancel: threading.Event | None = None
@@ -75,6 +85,9 @@ class StepRunner:
                                          "table; nothing was changed")  # fmt: skip
         table = pd.read_parquet(outcome.table_path)
         before = pd.read_parquet(call.input_path)
+        touched = self._holdout_broken(call, before, table)
+        if touched:
+            return self._refuse(outcome, f"{call.tool}'s result is refused: {touched}; nothing was changed")
         broken = output_violations(before, table, call.guidance, call.ctx.target)
         if broken:
             return self._refuse(outcome, f"{call.tool}'s result breaks your rules ({'; '.join(broken)}); "
@@ -85,6 +98,30 @@ class StepRunner:
         self.sandbox.discard(outcome)
         profile = profile_table(table, target=call.ctx.target, id_columns=call.ctx.id_columns, task=call.ctx.task)
         return outcome, StepOutput(version, profile, changes)
+
+    @staticmethod
+    def _holdout_broken(call: StepCall, before: pd.DataFrame, table: pd.DataFrame) -> str | None:
+        """No step drops a row held out for scoring; no row-level step changes one, except that a tool that
+        repairs cells may repair theirs (never their target)."""
+        ctx = call.ctx
+        held = scored_rows(before, ctx.target, ctx.holdout, ctx.seed)
+        if not held.any():
+            return None
+        if ctx.holdout_scope == "held_out":  # cleaning the held-out rows: every other row stays as it was
+            others = changed_rows(before, table, ~held)
+            return f"it changed {len(others)} rows that are not held out (row {others[0]})" if others else None
+        if not call.train_only:
+            checked: list[str] = []  # a column-level step transforms every row, and may add or drop columns
+        elif call.sees_held_out:
+            checked = [ctx.target] if ctx.target else []
+        else:
+            checked = list(before.columns)
+        touched = changed_rows(before, table, held, checked)
+        if not touched:
+            return None
+        shown = ", ".join(map(str, touched[:5])) + (" …" if len(touched) > 5 else "")
+        what = "changed or dropped" if checked else "dropped"
+        return f"it {what} {len(touched)} of the rows held out to score the cleaning on (row {shown})"
 
     def discarded(self, outcome: SandboxOutcome, output: StepOutput) -> tuple[SandboxOutcome, StepOutput]:
         """The outcome of a step whose session was stopped while it ran: nothing it made is kept."""

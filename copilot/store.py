@@ -70,6 +70,8 @@ class SessionRow(Base):
     #: The engine advancing it while it is planned or run, and that engine's last sign of life (``copilot.heartbeat``).
     runner: Mapped[str | None] = mapped_column(String(128), default=None)
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: The share of rows held out to score on (``tools.holdout``), fixed when the session starts; None: none.
+    holdout: Mapped[float | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
 

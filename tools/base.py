@@ -18,7 +18,10 @@ as imputation) also sets ``reapply`` to a *self-contained* module-level function
 and uses no other name of its module, because its source is copied verbatim
 into the standalone ``pipeline.py``. A row-level tool that only makes sense on
 training data (dropping outliers, fixing labels) sets ``train_only = True``
-instead; its effect is recorded but never re-applied to new data.
+instead; its effect is recorded but never re-applied to new data. Such a tool
+never sees the rows a session holds out for scoring, unless it judges rows
+without learning from the labels (``sees_held_out = True``); then it may
+repair their cells but never drop one or change its target.
 
 Mistakes fail when the class is defined, not in the middle of a run.
 """
@@ -62,6 +65,11 @@ class ToolContext:
     column_types: dict[str, str] = field(default_factory=dict)
     task: Task | None = None
     seed: int = 0
+    #: The share of the rows set aside to score on (:mod:`tools.holdout`); 0: none.
+    holdout: float = 0.0
+    #: Which rows a row-level tool may change: the ``training`` rows (all but the held-out ones), or, once the
+    #: gain is measured, the ``held_out`` ones (the same cleaning applied to them; :mod:`tools.holdout`).
+    holdout_scope: Literal["training", "held_out"] = "training"
     progress: Callable[[float, str], None] = lambda fraction, message: None
     cancelled: Callable[[], bool] = lambda: False
 
@@ -117,6 +125,10 @@ class Tool(ABC):
     mutates: ClassVar[bool]
     Params: ClassVar[type[ToolParams]]
     train_only: ClassVar[bool] = False
+    #: A train-only tool that judges rows without learning from the labels (outliers, duplicates) sees the rows
+    #: held out for scoring and may repair their cells; it still never drops one or changes its target (what it
+    #: tries is undone). Every other train-only tool never sees them (:mod:`tools.holdout`).
+    sees_held_out: ClassVar[bool] = False
     reapply: ClassVar[ReapplyFn | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -24,6 +24,7 @@ from pydantic import Field
 
 from tools._frame import column_kinds, is_number_dtype, json_labels, json_value, plural, robust_scale
 from tools.base import Chart, Tool, ToolContext, ToolParams, ToolResult
+from tools.holdout import scored_rows
 
 EXAMPLE_CAP = 50
 ROWS_PER_EXAMPLE = 20
@@ -73,6 +74,7 @@ class Duplicates(Tool):
     category = "anomalies"
     mutates = True
     train_only = True
+    sees_held_out = True  # a copy of a held-out row among the training rows is a leak: drop the copy
     Params = DuplicatesParams
 
     def run(self, table: pd.DataFrame, params: DuplicatesParams, ctx: ToolContext) -> ToolResult:
@@ -81,11 +83,19 @@ class Duplicates(Tool):
         normalised = normalise(table[features + ([target] if target else [])], params)
         alike = duplicate_groups(normalised[key], params.keep) if key else []
         groups, distinct = by_record(alike, table[identifier_columns(table, ctx)], params.keep)
+        groups = keep_held_out(groups, table.index[scored_rows(table, ctx.target, ctx.holdout, ctx.seed)])
         ctx.check_cancelled()
         conflicts = conflict_groups(normalised, features, target) if features and target else []
         dropped = [row for g in groups for row in g.rows if row != g.kept]
         out = table.drop(index=dropped) if params.action == "drop" else table.copy()
         return _result(table, out, groups, conflicts, key, params, target, distinct)
+
+
+def keep_held_out(groups: list[Group], held: pd.Index) -> list[Group]:
+    """Each group keeps a row held out for scoring when it has one, so the copy dropped is a training row."""
+    if held.empty:
+        return groups
+    return [Group(g.rows, next((r for r in g.rows if r in held), g.kept)) for g in groups]
 
 
 def compared_columns(table: pd.DataFrame, ctx: ToolContext) -> tuple[list[str], str | None]:

@@ -9,18 +9,24 @@ Confident learning alone cannot tell a flipped label from a hard one: on a
 target that a model gets right 60% of the time it flags a third of the rows,
 and dropping them only removes what the model finds hard. So the tool first
 asks whether the table shows the mark that flips leave: a flipped row looks
-like a confident member of another class, so there are *more* rows whose given
-label the out-of-fold model finds very unlikely (under 5%) than the model's own
-probabilities predict (they predict ``sum(p)`` over the cells below 5%). Hard
-rows sit near the boundary and leave no such excess. Without it (``Evidence``:
-at least 1.5 times the expected count, Poisson p < 0.05) flagged rows are only
-reported; with it, the tool changes at most cleanlab's own estimate of the
-number of wrong labels, most suspicious first.
+like a confident member of another class, so the given labels surprise the
+out-of-fold model in its confident regions more than its own probabilities
+predict. The surprise counted is how far ``-log p(given label)`` goes beyond
+``-log 0.1``, summed over rows; were the labels drawn from the model's
+probabilities (hard cases, no flips), its mean and variance follow from them,
+and the excess is a z-score (``Evidence``). Hard rows sit near the boundary and
+leave no excess. Below ``MIN_Z`` flagged rows are only reported; above it the
+tool changes at most cleanlab's own estimate of the number of wrong labels,
+most suspicious first. The probabilities weighed are the average of the linear
+model and gradient boosting when both were fitted (``auto``, ``ensemble``):
+gradient boosting alone is overconfident on any hard table, the linear model
+alone too smooth to be surprised; the average separated flipped from sound
+tables in every case measured (z 2.9–8.3 with 10% flips, at most 1.6 without).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Any, Literal
 
@@ -30,10 +36,10 @@ from cleanlab.count import num_label_issues
 from cleanlab.filter import find_label_issues
 from cleanlab.rank import get_label_quality_scores
 from pydantic import Field
-from scipy.stats import poisson
 from sklearn.metrics import log_loss
 
 from tools.base import Chart, Tool, ToolContext, ToolParams, ToolResult
+from tools.holdout import changeable
 from tools.modeling import (
     Dataset,
     ModelKind,
@@ -48,12 +54,10 @@ MAX_LISTED = 200
 #: What happened to a flagged row; "over_limit" is a change held back by ``max_fraction`` or by the estimate
 #: of wrong labels; "hard" is a row left alone because the table shows no sign of flipped labels.
 Action = Literal["relabelled", "dropped", "kept", "over_limit", "hard"]
-#: A given label the out-of-fold model gives less than this probability contradicts the model.
-CONTRADICTION = 0.05
-#: Flips are evident when contradictions exceed the model's own expectation by this ratio, at this p-value.
-MIN_RATIO = 1.5
-ALPHA = 0.05
-MIN_CONTRADICTIONS = 3
+#: A given label the out-of-fold model gives less than this probability surprises it (module docstring).
+CONTRADICTION = 0.1
+#: Flips are evident when the surprise exceeds what the model's probabilities predict by this many deviations.
+MIN_Z = 2.0
 
 
 class LabelIssuesParams(ToolParams):
@@ -129,45 +133,49 @@ def find_suspects(codes: np.ndarray, proba: np.ndarray, filter_by: str) -> Suspe
 class Evidence:
     """Whether the table shows the mark of flipped labels (see the module docstring)."""
 
-    observed: int  # labelled rows whose given label has out-of-fold probability < CONTRADICTION
+    contradicted: int  # labelled rows whose given label has out-of-fold probability < CONTRADICTION
     expected: float  # how many the model's own probabilities predict
-    p_value: float  # P(at least ``observed``) for a Poisson count of mean ``expected``
+    z: float  # the excess surprise in standard deviations
     estimate: int  # cleanlab's estimate of the number of wrong labels
 
     @property
     def flips(self) -> bool:
-        return (
-            self.observed >= MIN_CONTRADICTIONS and self.observed >= MIN_RATIO * self.expected and self.p_value < ALPHA
-        )
+        return self.z >= MIN_Z
 
     def as_dict(self) -> dict[str, Any]:
-        return {"contradicted": self.observed, "expected": round(self.expected, 2), "p_value": self.p_value,
+        return {"contradicted": self.contradicted, "expected": round(self.expected, 2), "z": round(self.z, 2),
                 "estimated_wrong": self.estimate, "flips_evident": self.flips}  # fmt: skip
 
 
 def weigh_evidence(codes: np.ndarray, proba: np.ndarray) -> Evidence:
-    """Count confident contradictions and compare them with what the probabilities themselves predict.
+    """The surprise of the given labels in the model's confident regions against what its probabilities
+    predict, were every label drawn from them."""
+    p = np.clip(proba, 1e-6, 1.0)
+    p = p / p.sum(axis=1, keepdims=True)
+    beyond = np.maximum(-np.log(p) + np.log(CONTRADICTION), 0.0)  # surprise past -log(CONTRADICTION)
+    rows = np.arange(len(codes))
+    mean = (p * beyond).sum(axis=1)
+    variance = float(((p * beyond**2).sum(axis=1) - mean**2).sum())
+    excess = float(beyond[rows, codes].sum() - mean.sum())
+    z = excess / np.sqrt(variance) if variance > 1e-12 else 0.0
+    contradicted = int((p[rows, codes] < CONTRADICTION).sum())
+    expected = float(p[p < CONTRADICTION].sum())
+    return Evidence(contradicted, expected, float(z), int(num_label_issues(codes, proba)))
 
-    Were the labels drawn from the model's probabilities (hard cases, no flips), a cell of probability
-    ``p < CONTRADICTION`` would hold the given label with chance ``p``; the count is a sum of such
-    chances, and a Poisson of the same mean is a conservative tail for it.
-    """
-    given = proba[np.arange(len(codes)), codes]
-    observed = int((given < CONTRADICTION).sum())
-    expected = float(proba[proba < CONTRADICTION].sum())
-    p_value = float(poisson.sf(observed - 1, expected)) if expected > 0 else float(observed == 0)
-    return Evidence(observed, expected, p_value, int(num_label_issues(codes, proba)))
 
-
-def change_budget(params: LabelIssuesParams, n_rows: int, evidence: Evidence) -> tuple[int, str]:
-    """The most rows the step may change, and what sets that limit."""
-    share = int(np.floor(params.max_fraction * n_rows))
-    if params.require_evidence and evidence.estimate < share:
-        return evidence.estimate, f"{evidence.estimate} rows, cleanlab's estimate of the wrong labels"
+def change_budget(params: LabelIssuesParams, n_rows: int, evidence: Evidence, reach: float = 1.0) -> tuple[int, str]:
+    """The most rows the step may change among the ``reach`` share of the ``n_rows`` it may change, and what
+    sets that limit."""
+    share = int(np.floor(params.max_fraction * n_rows * reach))
+    estimate = round(evidence.estimate * reach)
+    if params.require_evidence and estimate < share:
+        return estimate, f"{estimate} rows, cleanlab's estimate of the wrong labels among the rows it may change"
     return share, f"{params.max_fraction:.0%} of the rows (max_fraction)"
 
 
-def plan_actions(suspects: Suspects, params: LabelIssuesParams, n_rows: int, evidence: Evidence) -> dict[int, Action]:
+def plan_actions(
+    suspects: Suspects, params: LabelIssuesParams, n_rows: int, evidence: Evidence, reach: float = 1.0
+) -> dict[int, Action]:
     """What happens to each flagged row (by position), within the ``max_fraction`` budget and, when
     evidence is required, within cleanlab's estimate of wrong labels."""
     if params.action == "flag":
@@ -183,7 +191,7 @@ def plan_actions(suspects: Suspects, params: LabelIssuesParams, n_rows: int, evi
         else:
             wanted[int(p)] = "dropped" if params.drop_uncertain else "kept"
     changes = [p for p, a in wanted.items() if a != "kept"]
-    budget, _ = change_budget(params, n_rows, evidence)
+    budget, _ = change_budget(params, n_rows, evidence, reach)
     if params.action == "relabel":  # keep the most confident suggestions
         changes.sort(key=lambda p: -suspects.confidence[p])
     for p in changes[budget:]:
@@ -253,8 +261,9 @@ CANDIDATES: tuple[ModelKind, ...] = ("linear", "hist_gradient_boosting")
 
 def model_probabilities(
     data: Dataset, params: LabelIssuesParams, ctx: ToolContext
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Out-of-fold probabilities of the chosen model, and which model gave them (and why).
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Out-of-fold probabilities of the chosen model, those the evidence is weighed on (the two models'
+    average when both were fitted), and which model gave them (and why).
 
     ``auto`` fits the linear model and gradient boosting on the same folds, scores them and their
     average (what ``ensemble`` computes) by log-loss against the given labels, and keeps the lowest.
@@ -265,7 +274,7 @@ def model_probabilities(
         model = standard_model("classification", ctx.seed, kind=params.model)
         report = fold_progress(ctx, 0.0, 0.9, "out-of-fold probabilities")
         proba = out_of_fold_proba(data.X, data.y, model, params.folds, ctx.seed, report)
-        return proba, {"model": params.model}
+        return proba, proba, {"model": params.model}
     found: dict[str, np.ndarray] = {}
     step = 0.9 / len(CANDIDATES)
     for i, kind in enumerate(CANDIDATES):
@@ -276,22 +285,23 @@ def model_probabilities(
     codes, _ = encode_labels(data.y)
     losses = {k: float(log_loss(codes, p, labels=np.arange(p.shape[1]))) for k, p in found.items()}
     best = min(losses, key=lambda k: losses[k])
-    return found[best], {"model": best, "log_loss": losses}
+    return found[best], found["ensemble"], {"model": best, "log_loss": losses}
 
 
 def evidence_sentence(evidence: Evidence) -> str:
     """Which case applies, with the numbers."""
     counts = (
-        f"{evidence.observed} rows carry a label the model gives under {CONTRADICTION:.0%}, where its own "
+        f"{evidence.contradicted} rows carry a label the model gives under {CONTRADICTION:.0%}, where its own "
         f"probabilities expect {evidence.expected:.1f}"
     )
     if evidence.flips:
         return (
-            f" Signs of flipped labels: {counts} (p = {evidence.p_value:.2g}); cleanlab estimates "
-            f"{evidence.estimate} wrong labels, so at most that many rows change."
+            f" Signs of flipped labels: {counts} (a surprise {evidence.z:.1f} standard deviations above it); "
+            f"cleanlab estimates {evidence.estimate} wrong labels, so at most that many rows change."
         )
     return (
-        f" No sign of flipped labels: {counts}, so the flagged rows are hard cases near the class boundary, "
+        f" No sign of flipped labels: {counts} (a surprise {evidence.z:.1f} standard deviations from it, under "
+        f"{MIN_Z:g}), so the flagged rows are hard cases near the class boundary, "
         "not evident mistakes, and none was changed (require_evidence: set it to false to act anyway)."
     )
 
@@ -306,7 +316,7 @@ def describe(
         "as likely mislabelled."
     )
     if params.action == "flag":
-        return summary + " Nothing was changed (flag only)." + _unlabelled(data)
+        return summary + " Nothing was changed (flag only)." + _unlabelled(data, findings["out_of_reach"])
     if params.require_evidence:
         summary += evidence_sentence(evidence)
     summary += f" Relabelled {findings['relabelled']} and dropped {findings['dropped']}."
@@ -315,11 +325,15 @@ def describe(
         summary += f" {kept} were kept: the model was less than {params.min_confidence:.0%} sure of another label."
     if findings["over_limit"]:
         summary += f" {findings['over_limit']} more changes were held back by the limit of {findings['limit']}."
-    return summary + _unlabelled(data)
+    return summary + _unlabelled(data, findings["out_of_reach"])
 
 
-def _unlabelled(data: Dataset) -> str:
-    return f" {data.n_unlabelled} rows with no label were left untouched." if data.n_unlabelled else ""
+def _unlabelled(data: Dataset, out_of_reach: int = 0) -> str:
+    """What the step left alone: rows without a label, and rows outside its scope (``tools.holdout``)."""
+    said = f" {data.n_unlabelled} rows with no label were left untouched." if data.n_unlabelled else ""
+    if out_of_reach:
+        said += f" The model learnt from every label, but {out_of_reach} rows were out of this step's reach."
+    return said
 
 
 class LabelIssues(Tool):
@@ -332,6 +346,7 @@ class LabelIssues(Tool):
     category = "label_quality"
     mutates = True
     train_only = True
+    sees_held_out = True  # learns from every label, changes only the rows in its scope (ToolContext.holdout_scope)
     Params = LabelIssuesParams
 
     def run(self, table: pd.DataFrame, params: LabelIssuesParams, ctx: ToolContext) -> ToolResult:
@@ -342,11 +357,14 @@ class LabelIssues(Tool):
                 "(use outliers to look for suspicious target values instead)"
             )
         codes, classes = encode_labels(data.y)
-        proba, model_choice = model_probabilities(data, params, ctx)
+        proba, weighed, model_choice = model_probabilities(data, params, ctx)
         suspects = find_suspects(codes, proba, params.filter_by)
-        evidence = weigh_evidence(codes, proba)
-        actions = plan_actions(suspects, params, len(codes), evidence)
+        evidence = weigh_evidence(codes, weighed)
         labelled = np.flatnonzero(table[data.y.name].notna().to_numpy())
+        reach = changeable(table, ctx.target, ctx.holdout, ctx.seed, ctx.holdout_scope)[labelled]
+        suspects = replace(suspects, positions=suspects.positions[reach[suspects.positions]])
+        share = float(reach.mean()) if ctx.holdout_scope == "training" else 1.0  # held-out rows: the flips left
+        actions = plan_actions(suspects, params, len(codes), evidence, share)
         new = apply_actions(table, data.y.name, labelled, actions, classes.take(suspects.suggested))
         findings = {
             "flagged": len(suspects.positions),
@@ -354,7 +372,8 @@ class LabelIssues(Tool):
             "dropped": sum(1 for a in actions.values() if a == "dropped"),
             "over_limit": sum(1 for a in actions.values() if a == "over_limit"),
             "hard": sum(1 for a in actions.values() if a == "hard"),
-            "limit": change_budget(params, len(codes), evidence)[1],
+            "limit": change_budget(params, len(codes), evidence, share)[1],
+            "out_of_reach": int((~reach).sum()),
             "evidence": evidence.as_dict(),
             "rows": listed_rows(suspects, actions, data.y, classes),
             "class_counts_before": class_counts(table[data.y.name]),

@@ -397,6 +397,28 @@ def cross_val_score(
     }
 
 
+def holdout_scores(
+    X: pd.DataFrame, y: pd.Series, model: BaseEstimator, task: Task, held: np.ndarray
+) -> dict[str, float] | None:
+    """Every metric of the task for ``model`` fitted on the rows outside ``held`` and scored on those in it;
+    None when either side lacks what a score needs (two classes, or two rows for a regression)."""
+    train, test = np.flatnonzero(~held), np.flatnonzero(held)
+    if task == "regression":
+        if len(train) < 2 or len(test) < 2:
+            return None
+        with one_thread():
+            fitted = clone(model).fit(X.iloc[train], y.iloc[train].to_numpy())
+            return regression_scores(y.iloc[test].to_numpy(), fitted.predict(X.iloc[test]))
+    codes, classes = encode_labels(y)
+    if len(np.unique(codes[train])) < 2 or len(np.unique(codes[test])) < 2:
+        return None
+    with one_thread():
+        fitted = clone(model).fit(X.iloc[train], codes[train])
+        proba = np.zeros((len(test), len(classes)))
+        proba[:, fitted.classes_] = fitted.predict_proba(X.iloc[test])
+    return classification_scores(codes[test], proba)
+
+
 def fold_progress(ctx: ToolContext, start: float, end: float, what: str) -> Progress:
     """A progress callback for one phase of a tool: maps 0..1 onto start..end, honours cancel."""
 

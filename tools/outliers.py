@@ -154,6 +154,7 @@ class Outliers(Tool):
     category = "anomalies"
     mutates = True
     train_only = True
+    sees_held_out = True  # a unit slip is a slip in any row; the labels are never read
     Params = OutliersParams
 
     def run(self, table: pd.DataFrame, params: OutliersParams, ctx: ToolContext) -> ToolResult:

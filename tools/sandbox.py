@@ -63,6 +63,8 @@ class CallContext:
     column_types: dict[str, str] = field(default_factory=dict)
     task: str | None = None
     seed: int = 0
+    holdout: float = 0.0
+    holdout_scope: str = "training"
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import traceback
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -348,6 +348,7 @@ def _execute(workdir: Path, progress: Connection) -> dict[str, Any]:
     from pydantic import ValidationError
 
     from tools.base import ToolContext, ToolResult
+    from tools.holdout import scored_rows
     from tools.registry import UnknownToolError, find_tool
 
     call = json.loads((workdir / CALL).read_text(encoding="utf-8"))
@@ -361,16 +362,36 @@ def _execute(workdir: Path, progress: Connection) -> dict[str, Any]:
         raise _CallError("params", f"invalid parameters for {tool_cls.name}: {_explain(exc)}") from None
     table = pd.read_parquet(workdir / INPUT)
     ctx = ToolContext(**call["ctx"], progress=lambda f, m="": progress.send((f, m)))
+    held = scored_rows(table, ctx.target, ctx.holdout, ctx.seed) if tool_cls.train_only else None
+    before = table
+    measured = ctx.holdout_scope == "held_out"  # the gain is measured: the held-out rows are cleaned too
+    hidden = held is not None and held.any() and not tool_cls.sees_held_out and not measured
+    if hidden:  # a row-level tool never sees the held-out rows
+        table = table[~held]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = tool_cls().run(table, params, ctx)
     if not isinstance(result, ToolResult):
         raise _CallError("tool", f"{tool_cls.name} returned {type(result).__name__}, not a ToolResult")
     _check_table(tool_cls.name, tool_cls.mutates, result, ctx)
+    if result.table is not None and held is not None and held.any():
+        result = replace(result, table=_within_scope(tool_cls.name, result.table, before, held, hidden, measured, ctx))
     if result.table is not None:
         result.table.to_parquet(OUTPUT)
     notes = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))[:10]
     return {"ok": True, "result": {**_result_json(result), "warnings": notes}}
+
+
+def _within_scope(name: str, out: Any, before: Any, held: Any, hidden: bool, measured: bool, ctx: Any) -> Any:
+    """The tool's table with only the changes its holdout scope allows (``tools.holdout``)."""
+    from tools.holdout import keep_scope, rejoin, restore
+
+    try:
+        if measured:
+            return keep_scope(out, before, held)
+        return rejoin(out, before[held], before.index) if hidden else restore(out, before, held, ctx.target)
+    except ValueError as exc:
+        raise _CallError("tool", f"{name}: {exc}") from None
 
 
 def _check_table(name: str, mutates: bool, result: Any, ctx: Any) -> None:

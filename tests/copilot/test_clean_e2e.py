@@ -82,8 +82,8 @@ def test_duplicates_are_removed_and_ids_kept(run: Run) -> None:
     features = [c for c in run.cleaned.columns if c not in {"record_id", TARGET}]
     planted = run.dirty.duplicated().sum()  # the same record written twice, its id included
     assert planted == len(run.log.duplicate_rows) > 5
-    labels = next(s for s in run.report["steps"] if s["tool"] == "label_issues")
-    assert len(run.cleaned) == len(run.dirty) - planted - labels["metrics"]["dropped"]
+    dropped = sum(s["metrics"]["dropped"] for s in run.report["steps"] if s["tool"] == "label_issues")
+    assert len(run.cleaned) == len(run.dirty) - planted - dropped
     assert run.cleaned["record_id"].is_unique  # each record once
     assert set(run.cleaned["record_id"]) <= set(run.dirty["record_id"])
     assert not run.cleaned.duplicated(subset=features).any()
@@ -91,12 +91,13 @@ def test_duplicates_are_removed_and_ids_kept(run: Run) -> None:
 
 def test_most_label_fixes_hit_planted_flips(run: Run) -> None:
     """The rows whose label was changed, or that were dropped as mislabelled, were mostly flipped."""
-    step = next(s for s in run.report["steps"] if s["tool"] == "label_issues")
-    assert step["status"] == "done"
+    steps = [s for s in run.report["steps"] if s["tool"] == "label_issues"]
+    assert [s["key"] for s in steps] == ["label_issues", "label_issues:held_out"]  # the rows scored on, then
+    assert all(s["status"] == "done" for s in steps)
     merged = run.dirty.merge(run.cleaned[["record_id", TARGET]], on="record_id", suffixes=("_dirty", "_clean"))
     relabelled = set(merged.loc[merged[f"{TARGET}_dirty"] != merged[f"{TARGET}_clean"], "record_id"])
     dropped = set(run.dirty["record_id"]) - set(run.cleaned["record_id"])  # a repeat keeps its first copy
-    assert len(dropped) == step["metrics"]["dropped"]
+    assert len(dropped) == sum(s["metrics"]["dropped"] for s in steps)
     changed = relabelled | dropped
     flipped = set(run.dirty.iloc[run.log.flipped_rows]["record_id"])
     assert len(changed) >= 5
@@ -121,7 +122,8 @@ def test_downstream_score_goes_up_on_held_out_data(run: Run) -> None:
 
 def test_report_and_console_tell_what_happened(run: Run) -> None:
     tools = [s["tool"] for s in run.report["steps"]]
-    assert tools[0] == "evaluate" and tools[-1] == "evaluate"
+    keys = [s["key"] for s in run.report["steps"]]
+    assert tools[0] == "evaluate" and keys[-2:] == ["evaluate:final", "label_issues:held_out"]
     for tool in ("coerce_types", "duplicates", "outliers", "impute", "label_issues"):
         assert tool in tools
     assert all(s["status"] == "done" for s in run.report["steps"]), [
@@ -131,15 +133,13 @@ def test_report_and_console_tell_what_happened(run: Run) -> None:
     assert "downstream score" in run.stdout
 
 
-def test_the_report_says_the_two_scores_are_on_different_rows(run: Run) -> None:
-    """Duplicates and mislabelled rows were dropped between the two scores, so they do not compare like for like."""
-    labels = next(s for s in run.report["steps"] if s["tool"] == "label_issues")
-    mislabelled, duplicates = int(labels["metrics"]["dropped"]), len(run.log.duplicate_rows)
+def test_the_report_says_both_scores_are_on_the_rows_held_out(run: Run) -> None:
+    """Rows were dropped between the two scores, but both score the same held-out rows, and the report says so."""
     note = run.report["score_note"]
-    rows = f"The baseline score is on {len(run.dirty):,} rows and the final one on {len(run.cleaned):,}:"
-    assert note.startswith(rows)
-    assert f"{mislabelled:,} by label_issues" in note and f"{duplicates:,} by duplicates" in note
-    assert "held out" in note and "note:" in run.stdout
+    final = next(s for s in run.report["steps"] if s["key"] == "evaluate:final")
+    assert note.startswith(f"Both scores are on the {int(final['metrics']['n_rows']):,} rows set aside")
+    assert run.report["score_after"] == final["metrics"]["score"]  # the held-out rows cleaned after it change nothing
+    assert "note:" in run.stdout
 
 
 def test_standalone_script_reproduces_the_cleaning(run: Run) -> None:

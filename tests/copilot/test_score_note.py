@@ -14,9 +14,9 @@ def version(vid: str, parent: str | None, tool: str | None, rows: int, current: 
                        created_at=datetime.now(UTC), current=current)  # fmt: skip
 
 
-def evaluate(key: str, rows: int, scored: str) -> StepRow:
+def evaluate(key: str, rows: int, scored: str, on: str = "cross_validation") -> StepRow:
     return StepRow(key=key, tool="evaluate", status="done", version_before=scored,
-                   result={"metrics": {"score": 0.9, "n_rows": rows}})  # fmt: skip
+                   result={"metrics": {"score": 0.9, "n_rows": rows}, "findings": {"scored_on": on}})  # fmt: skip
 
 
 def note(steps: list[StepRow], versions: list[VersionView]) -> str | None:
@@ -48,3 +48,12 @@ def test_nothing_to_say_when_both_scores_saw_the_same_rows_or_one_is_missing() -
     versions = [version("a", None, None, 100), version("b", "a", "impute", 100, current=True)]
     assert note([evaluate("evaluate:baseline", 100, "a"), evaluate("evaluate:final", 100, "b")], versions) is None
     assert note([evaluate("evaluate:baseline", 100, "a")], versions) is None
+
+
+def test_scores_on_the_held_out_rows_say_so_whatever_was_dropped() -> None:
+    versions = [version("a", None, None, 1000), version("b", "a", "label_issues", 900, current=True)]
+    steps = [evaluate("evaluate:baseline", 200, "a", "held_out"), evaluate("evaluate:final", 200, "b", "held_out")]
+    said = note(steps, versions)
+    assert said is not None and "the 200 rows set aside" in said and "no row-level step touched" in said
+    mixed = [evaluate("evaluate:baseline", 1000, "a"), evaluate("evaluate:final", 200, "b", "held_out")]
+    assert "set aside" not in (note(mixed, versions) or "")

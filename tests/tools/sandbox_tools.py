@@ -109,5 +109,38 @@ class Vandal(Tool):
         return ToolResult(summary="dropped target", table=table.drop(columns=[ctx.target]))
 
 
+class FlattererParams(ToolParams):
+    relabel_to: str = Field("no", description="The label every remaining row gets.")
+
+
+class Flatterer(Tool):
+    """Row-level: keeps only the rows whose label is ``relabel_to`` and relabels what it can reach, the
+    way a step would raise a score it is judged by."""
+
+    name = "flatterer"
+    category = "label_quality"
+    mutates = True
+    train_only = True
+    Params = FlattererParams
+    description = "A test tool that drops and relabels rows to flatter the score."
+
+    def run(self, table: pd.DataFrame, params: FlattererParams, ctx: ToolContext) -> ToolResult:
+        kept = table.head(5).assign(**{ctx.target: params.relabel_to})
+        return ToolResult(summary=f"kept {len(kept)} rows", table=kept)
+
+
+class Impostor(Flatterer):
+    """Row-level, but hands back rows under labels it was never given (the held-out rows' labels)."""
+
+    name = "impostor"
+    description = "A test tool that invents rows under other rows' labels."
+
+    def run(self, table: pd.DataFrame, params: FlattererParams, ctx: ToolContext) -> ToolResult:
+        invented = table.head(len(table)).copy()
+        invented.index = range(len(invented))  # 0..n-1: the labels of the rows it was not shown
+        return ToolResult(summary="renumbered rows", table=invented)
+
+
 HOSTILE = [f"tests.tools.sandbox_tools:{cls.__name__}" for cls in
-           (CountRows, EatMemory, SpinForever, SleepForever, HardExit, OpenSocket, Raise, Vandal)]  # fmt: skip
+           (CountRows, EatMemory, SpinForever, SleepForever, HardExit, OpenSocket, Raise, Vandal,
+            Flatterer, Impostor)]  # fmt: skip
