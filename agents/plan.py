@@ -12,6 +12,8 @@ REVERT = "revert"
 #: A step whose key ends so cleans the rows held out for scoring, once the gain is measured, the way the
 #: step of the key before it cleaned the others (``tools.holdout``).
 HELD_OUT_SUFFIX = ":held_out"
+#: The key of the score of the cleaned data that the session's gain is read from.
+FINAL_SCORE = "evaluate:final"
 
 #: ``superseded``: shown at the gate, then withdrawn because the plan was re-made; kept so that its id and
 #: proposal are never reused, and left out of the plan the person sees.

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agents.guard import output_violations
-from agents.plan import HELD_OUT_SUFFIX, Guidance
+from agents.plan import FINAL_SCORE, HELD_OUT_SUFFIX, Guidance
 from copilot.pipeline import row_changes
 from copilot.store import SessionRow, StepRow, VersionRow, now
 from copilot.versions import Version, VersionStore
@@ -47,10 +48,14 @@ class StepOutput:
     changes: dict[str, Any] | None
 
 
-def holdout_scope(key: str) -> str:
+def holdout_scope(db: Session, session: SessionRow, key: str) -> str:
     """The rows a step may change: a ``…:held_out`` step cleans the held-out rows once the gain is measured
-    (``agents.rule_based``); every other step, the training rows."""
-    return "held_out" if key.endswith(HELD_OUT_SUFFIX) else "training"
+    (``agents.rule_based``); every other step, and one so named before the final score, the training rows."""
+    if not key.endswith(HELD_OUT_SUFFIX):
+        return "training"
+    scored = select(StepRow.id).where(StepRow.session_id == session.id, StepRow.key == FINAL_SCORE,
+                                      StepRow.status == "done")  # fmt: skip
+    return "held_out" if db.scalars(scored).first() is not None else "training"
 
 
 class StepRunner:
@@ -64,7 +69,7 @@ class StepRunner:
         version = db.get_one(VersionRow, (session.id, session.version))
         types = {col: info["type"] for col, info in version.profile["columns"].items()}
         ctx = CallContext(session.target, list(session.id_columns), types, session.task, self.seed,
-                          session.holdout or 0.0, holdout_scope(step.key))  # fmt: skip
+                          session.holdout or 0.0, holdout_scope(db, session, step.key))  # fmt: skip
         tool = self.registry.get(step.tool)
         return StepCall(step.id, step.tool, dict(step.params), version.id, self.versions.blob_path(version.blob), ctx,
                         tool.train_only, tool.mutates, Guidance.model_validate(session.guidance),

@@ -13,6 +13,8 @@ import pytest
 from copilot.demo import TARGET, demo_data
 from copilot.engine import Engine
 from copilot.settings import Settings
+from copilot.step_runner import holdout_scope
+from copilot.store import SessionRow, StepRow
 from copilot.views import SessionView
 from tools.holdout import scored_rows
 
@@ -91,3 +93,27 @@ def test_once_scored_the_held_out_rows_are_cleaned_too_and_the_score_stands(clea
     assert session.score_after is not None and session.score_after == next(
         s.metrics["score"] for s in session.plan if s.key == "evaluate:final"
     )  # the measured gain is still the session's score
+
+
+def test_a_step_named_for_the_held_out_rows_before_the_final_score_reaches_only_the_training_rows(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """An LLM (or a person) naming a step ``…:held_out`` early cannot open the held-out rows before they are
+    scored: until ``evaluate:final`` is done, such a step has the training rows' scope."""
+    upload = tmp_path / "upload.csv"
+    demo_data(seed=1).dirty.to_csv(upload, index=False)
+    view = engine.create_session(upload, "t.csv", TARGET, OWNER, policy="always")
+    with engine.store.transaction() as db:
+        session = db.get_one(SessionRow, view.id)
+        assert session.holdout == 0.2
+        assert holdout_scope(db, session, "label_issues:held_out") == "training"
+        db.add(StepRow(session_id=view.id, position=99, key="evaluate:final", tool="evaluate", params={},
+                       rationale="", status="failed"))  # fmt: skip
+        db.flush()
+        assert holdout_scope(db, session, "label_issues:held_out") == "training"  # failed: nothing measured
+        db.add(StepRow(session_id=view.id, position=100, key="evaluate:final", tool="evaluate", params={},
+                       rationale="", status="done"))  # fmt: skip
+        db.flush()
+        assert holdout_scope(db, session, "label_issues:held_out") == "held_out"
+        assert holdout_scope(db, session, "label_issues") == "training"
+        db.rollback()
