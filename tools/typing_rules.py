@@ -140,6 +140,8 @@ def numeric_sentinels(values: np.ndarray, n_unique: int) -> dict[float, int]:
     of an otherwise non-negative column (repeated at least 3 times counts without
     the frequency test), or a repeated zero far below the lower quartile of an
     otherwise positive column (the ``0`` for "not measured" in clinical tables).
+    A code is a whole number: a repeated fraction such as ``-2.3026`` (``log(0.1)``,
+    a transform's floor) is a real value that many rows share, not a code.
     """
     n = len(values)
     if n < 10 or n_unique < 3:
@@ -156,6 +158,8 @@ def numeric_sentinels(values: np.ndarray, n_unique: int) -> dict[float, int]:
     frequent_at = max(3.0, 2.0 * n / n_unique)
     found: dict[float, int] = {}
     for value, count in candidates.items():
+        if not float(value).is_integer():
+            continue
         outside = value < low or value > high
         alone = value == lone_negative
         zero_gap = value == 0 and not len(negative) and count >= 3 and q1 - 1.5 * (q3 - q1) > 0

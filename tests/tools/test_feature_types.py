@@ -289,3 +289,14 @@ def test_profiles_a_large_table_quickly() -> None:
     assert time.perf_counter() - started < 5.0
     assert cols["score"]["sentinel_count"] == 50 * 40 and cols["glucose"]["sentinels"] == ["-999"]
     assert cols["visit_date"]["type"] == "datetime" and cols["weight"]["unit"] == "kg"
+
+
+def test_a_repeated_fraction_is_a_shared_value_not_a_code() -> None:
+    """A log of population is log(0.1) = -2.3026 for every place of no population: a floor 24% of rows share,
+    alone below a non-negative bulk, yet not a code; the same rows written -1 are one."""
+    population = np.random.default_rng(4).lognormal(3, 2, 1000)
+    values = np.log(population + 1.0)
+    values[:240] = np.log(0.1)
+    assert numeric_sentinels(values, len(np.unique(values))) == {}
+    values[:240] = -1.0
+    assert numeric_sentinels(values, len(np.unique(values))) == {-1.0: 240}
