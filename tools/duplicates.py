@@ -5,7 +5,13 @@ record: rows that agree on every compared value and on their identifiers are one
 record written twice (dropped with ``action: drop``); rows that agree on every
 compared value but carry different identifiers are different records that
 happen to look alike (different patients with the same scores, say), and are
-only reported. Without an identifier column every group counts as repeats.
+only reported. Without an identifier column a group counts as a repeat when
+chance cannot explain it: where every column holds a few coded answers, different
+people give identical rows (a survey of 6,366 people has 1,178 such rows). The
+tool estimates how many identical pairs independent columns would produce by
+chance (``n(n-1)/2`` times the product over columns of the chance that two rows
+agree there); when that reaches ``CHANCE_SHARE`` of the repeats found, identical
+rows are expected and are only reported (``require_evidence``).
 
 Near mode compares a normalised copy: numbers standardised and rounded to ``tolerance`` standard
 deviations, text stripped, case-folded and with runs of spaces collapsed.
@@ -28,6 +34,8 @@ from tools.holdout import scored_rows
 
 EXAMPLE_CAP = 50
 ROWS_PER_EXAMPLE = 20
+#: Identical rows are expected, not evidence of repeats, when chance explains this share of them.
+CHANCE_SHARE = 0.05
 
 
 class DuplicatesParams(ToolParams):
@@ -52,6 +60,11 @@ class DuplicatesParams(ToolParams):
         gt=0,
         le=1,
         description="Near mode: numbers within this many standard deviations count as equal.",
+    )
+    require_evidence: bool = Field(
+        True,
+        description="Without identifiers, drop look-alike rows only when chance cannot explain them (columns of "
+        "a few coded answers make identical rows common); otherwise report them. False: drop them anyway.",
     )
 
 
@@ -86,9 +99,26 @@ class Duplicates(Tool):
         groups = keep_held_out(groups, table.index[scored_rows(table, ctx.target, ctx.holdout, ctx.seed)])
         ctx.check_cancelled()
         conflicts = conflict_groups(normalised, features, target) if features and target else []
+        ids = identifier_columns(table, ctx)
+        chance = chance_pairs(normalised[key]) if key and not ids else 0.0
+        expected = params.require_evidence and chance >= CHANCE_SHARE * sum(len(g.rows) - 1 for g in groups)
         dropped = [row for g in groups for row in g.rows if row != g.kept]
-        out = table.drop(index=dropped) if params.action == "drop" else table.copy()
-        return _result(table, out, groups, conflicts, key, params, target, distinct)
+        out = table.drop(index=dropped) if params.action == "drop" and not expected else table.copy()
+        return _result(table, out, groups, conflicts, key, params, target, distinct, (chance, bool(expected)))
+
+
+def chance_pairs(frame: pd.DataFrame) -> float:
+    """How many pairs of rows would agree on every column by chance, were the columns independent: the pairs
+    of the table times, per column, the share of pairs of rows that agree there (``sum c(c-1) / n(n-1)`` over
+    the counts ``c`` of its values: 0 for a column of distinct numbers, a third for three equal codes)."""
+    n = len(frame)
+    if n < 2:
+        return 0.0
+    agree = 1.0
+    for column in frame.columns:
+        counts = frame[column].value_counts(dropna=False).to_numpy(dtype=float)
+        agree *= float((counts * (counts - 1)).sum()) / (n * (n - 1))
+    return n * (n - 1) / 2 * agree
 
 
 def keep_held_out(groups: list[Group], held: pd.Index) -> list[Group]:
@@ -172,6 +202,7 @@ def _result(
     params: DuplicatesParams,
     target: str | None,
     distinct: list[Group],
+    chance: tuple[float, bool],
 ) -> ToolResult:
     redundant = sum(len(g.rows) - 1 for g in groups)
     examples = [
@@ -191,6 +222,8 @@ def _result(
         "columns_compared": key,
         "groups": len(groups),
         "duplicate_rows": redundant,
+        "chance_pairs": round(chance[0], 2),
+        "expected_by_chance": chance[1],
         "examples": examples,
         "distinct_records": {
             "groups": len(distinct),
@@ -229,11 +262,16 @@ def _summary(findings: dict[str, Any], table: pd.DataFrame, params: DuplicatesPa
             f"Found {plural(findings['groups'], 'group')} of {params.mode} duplicates holding "
             f"{plural(findings['duplicate_rows'], 'redundant row')}, {compared}."
         )
-        text += (
-            f" Dropped them, keeping the {params.keep} row of each group."
-            if params.action == "drop"
-            else " Nothing was dropped."
-        )
+        if findings["expected_by_chance"]:
+            text += (
+                f" Independent columns would give about {findings['chance_pairs']:.0f} identical pairs by chance "
+                "alone, so these are likely different records that answer alike: nothing was dropped "
+                "(require_evidence: set it to false to drop them anyway)."
+            )
+        elif params.action == "drop":
+            text += f" Dropped them, keeping the {params.keep} row of each group."
+        else:
+            text += " Nothing was dropped."
     else:
         text = f"No {params.mode} duplicate rows found, {compared}; the table is unchanged."
     alike = findings["distinct_records"]

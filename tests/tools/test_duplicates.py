@@ -151,3 +151,30 @@ def test_missing_values_match_each_other(mode: str) -> None:
     table = copy_rows(records(), [(7, 77)])
     table.loc[[7, 77], "weight"] = np.nan
     assert run(table, mode=mode).findings["examples"][0]["rows"] == [7, 77]
+
+
+def _survey(n: int, seed: int) -> pd.DataFrame:
+    """Coded answers only: different people often give the same answers to every question."""
+    rng = np.random.default_rng(seed)
+    answers = {f"q{i}": rng.choice([1, 2, 3], n, p=[0.6, 0.3, 0.1]) for i in range(5)}
+    return pd.DataFrame({**answers, "outcome": rng.choice(["yes", "no"], n)})
+
+
+def test_identical_coded_answers_expected_by_chance_are_reported_not_dropped() -> None:
+    table = _survey(2000, seed=1)
+    result = Duplicates().run(table, Duplicates.parse_params({}), ToolContext(target="outcome"))
+    assert result.findings["duplicate_rows"] > 500  # many look-alikes
+    assert result.findings["expected_by_chance"] and result.findings["chance_pairs"] > 100
+    pd.testing.assert_frame_equal(result.table, table)
+    assert "by chance" in result.summary and "nothing was dropped" in result.summary
+    forced = Duplicates().run(
+        table, Duplicates.parse_params({"require_evidence": False}), ToolContext(target="outcome")
+    )
+    assert len(forced.table) == len(table) - result.findings["duplicate_rows"]
+
+
+def test_copies_among_distinct_measurements_are_not_chance_and_are_dropped() -> None:
+    table = copy_rows(records(), [(3, 50), (7, 90)], same_record=False).drop(columns="record_id")
+    result = Duplicates().run(table, Duplicates.parse_params({}), ToolContext(target="outcome"))
+    assert not result.findings["expected_by_chance"] and result.findings["chance_pairs"] <= 0.01
+    assert {50, 90}.isdisjoint(result.table.index)
