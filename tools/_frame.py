@@ -192,6 +192,8 @@ STRONG_Z = 10.0
 BULK_Z = 2.0
 #: The fewest values off a point mass from which their spread is judged.
 MIN_OFF_MASS = 20
+#: A non-negative column with this share of its values at its minimum is judged off that floor (``point_mass``).
+FLOOR_SHARE = 0.2
 
 
 SKEW_RATIO = 1.5
@@ -233,8 +235,9 @@ def robust_scale(series: pd.Series, allow_log: bool = False, allow_mass: bool = 
     With ``allow_log``, a strictly positive, clearly right-skewed column (:func:`is_right_skewed`)
     is measured on ``log(x)`` instead: the median and spread of its log values.
 
-    With ``allow_mass``, a column whose MAD is 0 (more than half of it holds one value, the
-    point mass) and that has at least ``MIN_OFF_MASS`` other values is measured by those other
+    With ``allow_mass``, a column with a point mass (more than half of it holds one value, so its
+    MAD is 0, or a fifth of a non-negative column sits at its floor, zero mostly: :func:`point_mass`)
+    and at least ``MIN_OFF_MASS`` other values is measured by those other
     values alone, as above (on ``log(x)`` when they are positive and right-skewed); the mass
     point and its share are recorded on the scale, and a cell holding it is at z 0.
     """
@@ -259,9 +262,14 @@ def robust_scale(series: pd.Series, allow_log: bool = False, allow_mass: bool = 
 
 
 def point_mass(values: np.ndarray) -> float | None:
-    """The value that over half of ``values`` (no NaN) hold, else None; when there is one it is the
-    median, and the MAD is 0."""
+    """The value that over half of ``values`` (no NaN) hold (then it is the median, and the MAD is 0), or
+    the floor of a column that does not go below zero when ``FLOOR_SHARE`` of it sits there (zero
+    population, no income: a zero-inflated column, whose positive values are a scale of their own);
+    else None."""
     if not len(values):
         return None
     center = float(np.median(values))
-    return center if np.mean(values == center) > 0.5 else None
+    if np.mean(values == center) > 0.5:
+        return center
+    floor = float(values.min())
+    return floor if floor >= 0 and np.mean(values == floor) >= FLOOR_SHARE else None

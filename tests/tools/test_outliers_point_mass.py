@@ -203,3 +203,24 @@ def test_no_cell_is_changed_within_an_order_of_magnitude_of_the_bulk(
     assert result.metrics["cells_changed"] == 0, result.findings["rows"]
     assert result.findings["strong_cells"] == 0
     assert not [e for e in result.findings["rows"] if e["value"] == 0.0]
+
+
+def populations(n: int = 1000, seed: int = 3) -> np.ndarray:
+    """A quarter of the places with no population; the rest log-normal over two orders of magnitude and more."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.lognormal(np.log(200.0), 1.0, n).round(1)
+    return np.where(rng.random(n) < 0.24, 0.0, sizes)
+
+
+def test_the_tail_of_a_zero_inflated_column_is_real_and_a_slip_in_it_is_not() -> None:
+    """A quarter at zero is no majority, yet the zeros are a floor: the positive values are judged on their
+    own (log) scale, so their long tail stays, while a value a thousand times a typical one is found."""
+    values = populations()
+    untouched = run(table_with(popul=values))
+    assert untouched.findings["strong_cells"] == 0
+    pd.testing.assert_series_equal(untouched.table["popul"], table_with(popul=values)["popul"])
+    slipped = values.copy()
+    row = typical_off_mass(values, 0.0)
+    slipped[row] *= 1000
+    found = run(table_with(popul=slipped))
+    assert pd.isna(found.table.loc[row, "popul"]) and found.findings["strong_cells"] == 1
