@@ -30,14 +30,15 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
 
-## bench: every figure in BENCHMARKS.md, printed as Markdown (about an hour on 2 vCPUs; never part of `make test`)
+## bench: every figure in BENCHMARKS.md, printed as Markdown (about an hour and a half on 2 vCPUs; never part of `make test`)
 bench: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python bench/sandbox_overhead.py
 	$(BIN)/python bench/speed.py
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/latency.py
-	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/quality.py --cases breast_cancer wine iris penguins rare
+	$(BIN)/python bench/do_no_harm.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
