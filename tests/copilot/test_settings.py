@@ -113,3 +113,13 @@ def test_a_misspelt_variable_stops_start_up_naming_the_closest_setting(monkeypat
     monkeypatch.setenv("COPILOT_SANDBOX", "strict")
     monkeypatch.setenv("COPILOT_FRONTEND_DIR", "/tmp")  # read by the API, not a setting of the class
     assert load_settings().sandbox == "strict"
+
+
+@pytest.mark.parametrize("value", ["0.9", "-0.1", "a fifth"])
+def test_a_holdout_share_out_of_range_or_not_a_number_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """A mistyped share would leave sessions scored on the rows they clean, or on none; start-up refuses it."""
+    monkeypatch.setenv("COPILOT_HOLDOUT", value)
+    with pytest.raises(SettingsError, match="COPILOT_HOLDOUT"):
+        load_settings()
