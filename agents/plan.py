@@ -18,7 +18,16 @@ FINAL_SCORE = "evaluate:final"
 #: ``superseded``: shown at the gate, then withdrawn because the plan was re-made; kept so that its id and
 #: proposal are never reused, and left out of the plan the person sees.
 StepStatus = Literal[
-    "proposed", "awaiting_approval", "running", "done", "failed", "rejected", "skipped", "reverted", "superseded"
+    "proposed",
+    "previewing",
+    "awaiting_approval",
+    "running",
+    "done",
+    "failed",
+    "rejected",
+    "skipped",
+    "reverted",
+    "superseded",
 ]
 
 

@@ -92,9 +92,13 @@ def drive(engine: Engine, session_id: str, approver: Approver, on_event: EventSi
 def _answer(engine: Engine, session_id: str, step: PendingStep, approver: Approver) -> None:
     columns = list(engine.profile(session_id, OWNER)["columns"])
     decision = approver(step, columns)
+    shown = step.preview
     if decision.action == "approve":
         try:
-            engine.approve(session_id, step.id, OWNER, step.proposal, decision.params)
+            if shown is not None and decision.params is not None and decision.params != shown.params:
+                engine.preview(session_id, step.id, OWNER, step.proposal, decision.params)  # asked again, with it
+            else:
+                engine.approve(session_id, step.id, OWNER, step.proposal, decision.params, shown.id if shown else None)
         except InvalidParams as exc:  # recorded as the reason, and the plan moves on
             engine.reject(session_id, step.id, OWNER, step.proposal, f"not run: {exc}")
     elif decision.action == "skip":

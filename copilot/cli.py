@@ -21,6 +21,7 @@ from agents.worker import ToolCallError, validate_call
 from copilot.cleaning import CleaningOutcome, Decision, approve_all
 from copilot.errors import CopilotError
 from copilot.jobs import CleanPaths, apply_file, clean_file, first_plan
+from copilot.preview_text import preview_lines
 from copilot.settings import Settings, get_settings
 from copilot.views import EventView, PendingStep
 from tools.registry import default_registry
@@ -157,7 +158,9 @@ class TerminalApprover:
 
     def __call__(self, step: PendingStep, columns: list[str]) -> Decision:
         console.print(f"\n[bold]{step.tool}[/bold] wants to change the data: {step.rationale}")
-        console.print(f"   parameters: {json.dumps(step.params)}")
+        console.print(f"   parameters: {escape(json.dumps(step.params))}")
+        for line in preview_lines(step.preview) if step.preview else []:
+            console.print(f"   {escape(line)}")
         while (answer := _read("approve / skip / edit / quit [a/s/e/q]: ")) is not None:
             if answer.lower() in ANSWERS:
                 return ANSWERS[answer.lower()]
@@ -165,7 +168,7 @@ class TerminalApprover:
                 said = "Enter alone does not approve" if not answer else f"{answer!r} is not an answer"
                 console.print(f"   [yellow]{escape(said)}:[/yellow] {CHOICES}.")
                 continue
-            raw = _read("parameters as JSON (Enter: back to the choices): ")
+            raw = _read("parameters as JSON, previewed before you are asked again (Enter: back to the choices): ")
             if raw is None:
                 break
             edited = _parse_params(step, raw, columns) if raw else None

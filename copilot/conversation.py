@@ -81,8 +81,9 @@ class Conversation:
         return view
 
     def _reopen(self, db: Session, session: SessionRow) -> bool:
-        """Back to planning from a gate, so new rules take effect at once; False when not at a gate."""
-        if session.state != "awaiting_approval":
+        """Back to planning from a gate (or from a preview being made for it), so new rules take effect at
+        once; False when not at a gate."""
+        if session.state not in {"awaiting_approval", "previewing"}:
             return False
         self._drop_proposed(db, session)
         self._set_state(db, session, "planning")

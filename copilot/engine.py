@@ -42,12 +42,13 @@ from agents.worker import ToolCallError
 from copilot import gate
 from copilot import session_views as views
 from copilot.conversation import Conversation, usage_after
-from copilot.errors import Conflict, InvalidParams, RuleViolation, StorageError
+from copilot.errors import Conflict, StorageError
 from copilot.events import EventBus
 from copilot.factory import isolation_warning, make_agents, make_sandbox, probed_isolation
-from copilot.heartbeat import ACTIVE_STATES, Heartbeat, Watch, new_runner_id, take_session, take_step
+from copilot.heartbeat import ACTIVE_STATES, RUNNING_STEPS, Heartbeat, Watch, new_runner_id, take_session, take_step
 from copilot.loading import load_table
 from copilot.planning import Planner, check_share, keep_requests
+from copilot.preview_gate import PreviewGate
 from copilot.reads import SessionReads
 from copilot.settings import Settings
 from copilot.step_runner import StepRunner
@@ -63,7 +64,7 @@ FINAL_STATES = {"done", "stopped", "failed"}
 MAX_REPLANS = 5  # proposals discarded in a row because the session moved on meanwhile
 
 
-class Engine(Conversation, SessionReads):
+class Engine(Conversation, SessionReads, PreviewGate):
     def __init__(self, settings: Settings, registry: Registry | None = None, agents: AgentPair | None = None) -> None:
         self.settings = settings
         self.registry = registry or default_registry()
@@ -184,13 +185,16 @@ class Engine(Conversation, SessionReads):
     # -- the gate -----------------------------------------------------------------------------
 
     def approve(
-        self, session_id: str, step_id: int, owner: str, proposal: str, params: dict[str, Any] | None = None
-    ) -> SessionView:
-        """Approve the pending step, named by its ``proposal`` id, with its parameters or edited ones.
+        self, session_id: str, step_id: int, owner: str, proposal: str, params: dict[str, Any] | None = None,
+        preview: str | None = None,
+    ) -> SessionView:  # fmt: skip
+        """Approve the pending step, named by its ``proposal`` id (and, if given, its ``preview``'s id or
+        content hash). A data-changing step commits its preview, with no second run (``copilot.preview_gate``):
+        parameters, if sent, must be those previewed. A read-only step runs, with its parameters or edited ones.
 
-        The edited or proposed call must pass the tool's schema and the guard of the rules in force. A
-        proposal that is no longer pending is :class:`Stale` and nothing runs; approving the same
-        proposal again (a retried request) changes nothing."""
+        The call must pass the tool's schema and the guard of the rules in force. A proposal that is no
+        longer pending is :class:`Stale` and nothing runs; approving the same proposal again (a retried
+        request) changes nothing."""
         with self._write() as db:
             session = self._owned(db, session_id, owner)
             answered = gate.answered(db, session, step_id, proposal, "approve")
@@ -203,27 +207,24 @@ class Engine(Conversation, SessionReads):
             if step.tool == REVERT:
                 gate.record(db, session, step, "approve", owner, params=step.params)
                 self._revert(db, session, step)
+                committed = True
+            elif gate.previews(self.registry, step.tool):
+                committed = self._commit_preview(db, session, step, preview, params, owner)
             else:
                 self._approve_call(db, session, step, params, owner)
-        if step.tool == REVERT:
+                committed = False
+        if committed:
             self._schedule(session_id)
-        else:
+        else:  # a read-only step runs now; a step whose preview could not be committed is previewed anew
             self._submit_run(session_id, step_id)
         return self.get_session(session_id, owner)
 
     def _approve_call(
         self, db: Session, session: SessionRow, step: StepRow, params: dict[str, Any] | None, owner: str
     ) -> None:
-        try:
-            call = gate.checked_call(db, session, self.registry, step.tool, step.params if params is None else params)
-        except ToolCallError as exc:
-            raise InvalidParams(str(exc), exc.errors) from None
-        broken = gate.broken_rules(session, call)
-        if broken:
-            raise RuleViolation(f"not run: {'; '.join(broken)}. Change the parameters, or change the rule first "
-                                "(say it in the chat).", [{"loc": ["params"], "msg": b} for b in broken])  # fmt: skip
-        gate.record(db, session, step, "approve", owner, params=call.params)
-        step.params = call.params
+        step.params = gate.allowed_params(db, session, self.registry, step.tool,
+                                          step.params if params is None else params)  # fmt: skip
+        gate.record(db, session, step, "approve", owner, params=step.params)
         self._start_step(db, session, step)
 
     def _revert(self, db: Session, session: SessionRow, step: StepRow) -> None:
@@ -254,6 +255,7 @@ class Engine(Conversation, SessionReads):
                 return views.session_view(db, session, self.registry)
             step = gate.pending(db, session, step_id, proposal, self.registry)
             gate.record(db, session, step, "reject", owner, reason=reason)
+            self._discard_previews(db, step)
             step.status, step.error, step.finished_at = "rejected", reason, now()
             self._emit(db, session, "message", {"role": "user", "text": f"Rejected {step.tool}: {reason}"})
             self._set_state(db, session, "planning")
@@ -291,9 +293,10 @@ class Engine(Conversation, SessionReads):
         with self._write() as db:
             session = self._owned(db, session_id, owner)
             if session.state not in FINAL_STATES:
-                waiting = select(StepRow).where(StepRow.session_id == session.id, StepRow.status == "awaiting_approval")
+                waiting = select(StepRow).where(StepRow.session_id == session.id,
+                                                StepRow.status.in_(["awaiting_approval", "previewing"]))  # fmt: skip
                 for step in db.scalars(waiting):  # kept in the history, and no longer approvable
-                    step.status, step.finished_at = "skipped", now()
+                    self._withdraw(db, step, "skipped")
                 self._drop_proposed(db, session)
                 self._set_state(db, session, "stopped")
             running = gate.running_step(db, session)
@@ -357,9 +360,12 @@ class Engine(Conversation, SessionReads):
             elif first.tool != REVERT and self._refused(db, session, first):
                 return "run"
             elif gate.needs_approval(self.registry, session.policy, first.tool):
+                if gate.previews(self.registry, first.tool):
+                    self._start_preview(db, session, first)
+                    return first.id
                 first.status, first.proposal = "awaiting_approval", uuid.uuid4().hex
                 self._set_state(db, session, "awaiting_approval")
-                self._emit(db, session, "approval_requested", views.pending_data(first, self.registry))
+                self._emit(db, session, "approval_requested", views.pending_data(db, first, self.registry))
             elif first.tool == REVERT:
                 self._revert(db, session, first)
                 return "run"
@@ -408,16 +414,20 @@ class Engine(Conversation, SessionReads):
             outcome, output = self.runner.run(call, progress, cancel)
             with self._write() as db:
                 session, step = db.get_one(SessionRow, session_id), db.get_one(StepRow, step_id)
-                ours = step.status == "running" and step.runner == self.runner_id
+                ours = step.status in RUNNING_STEPS and step.runner == self.runner_id
+                withdrawn = step.status in {"superseded", "skipped"}  # its preview is no longer wanted
                 if ours:
                     if session.state == "stopped" or cancel.is_set():
                         outcome, output = self.runner.discarded(outcome, output)
-                    self.runner.record(db, session, step, outcome, output, self._emit)
+                    if step.status == "previewing":
+                        self._finish_preview(db, session, step, outcome, output)
+                    else:
+                        self.runner.record(db, session, step, outcome, output, self._emit)
                     if session.state == "running":
                         self._set_state(db, session, "planning")
             if ours:
                 self._schedule(session_id)
-            else:  # this engine missed its heartbeats for so long that another one took the step over
+            elif not withdrawn:  # this engine missed its heartbeats for so long that another one took the step over
                 log.warning("step %s of session %s was taken over while it ran; its result is dropped",
                             step_id, session_id)  # fmt: skip
         except StorageError as exc:  # the input version cannot be read: no step can run on it
@@ -427,7 +437,8 @@ class Engine(Conversation, SessionReads):
             log.exception("step %s of session %s crashed the engine", step_id, session_id)
             self._fail_session(session_id, step_id)
         finally:
-            self._cancels.pop(step_id, None)
+            if self._cancels.get(step_id) is cancel:  # an edit may have queued the step's next preview meanwhile
+                del self._cancels[step_id]
 
     def _fail_session(
         self, session_id: str, step_id: int, reason: str = "internal error while running the step; see the server log"
@@ -462,12 +473,19 @@ class Engine(Conversation, SessionReads):
         """Steps that never ran are re-planned from scratch; nothing that ran is touched. A step shown at
         the gate is kept as ``superseded``, so its id is never given to another step."""
         query = select(StepRow).where(StepRow.session_id == session.id,
-                                      StepRow.status.in_(["proposed", "awaiting_approval"]))  # fmt: skip
+                                      StepRow.status.in_(["proposed", "previewing", "awaiting_approval"]))  # fmt: skip
         for step in db.scalars(query):
-            if step.status == "awaiting_approval":
-                step.status, step.finished_at = "superseded", now()
-            else:
+            if step.status == "proposed":
                 db.delete(step)
+            else:
+                self._withdraw(db, step, "superseded")
+
+    def _withdraw(self, db: Session, step: StepRow, status: str) -> None:
+        """Take a step off the gate: its preview is discarded, or cancelled while it is made."""
+        if step.status == "previewing" and step.id in self._cancels:
+            self._cancels[step.id].set()
+        self._discard_previews(db, step)
+        step.status, step.finished_at = status, now()
 
     def _set_state(self, db: Session, session: SessionRow, state: str) -> None:
         session.state = state

@@ -17,7 +17,7 @@ from agents.guard import violations
 from agents.plan import REVERT, Guidance
 from agents.worker import ToolCall, ToolCallError, validate_call
 from copilot import session_views as views
-from copilot.errors import NotFound, Stale
+from copilot.errors import InvalidParams, NotFound, RuleViolation, Stale
 from copilot.store import ApprovalRow, SessionRow, StepRow, VersionRow
 from tools.registry import Registry
 
@@ -44,7 +44,7 @@ def pending(db: Session, session: SessionRow, step_id: int, proposal: str, regis
         else f"the session is {session.state} and nothing waits for approval"
     )
     raise Stale(f"proposal {proposal!r} of step {step_id} is not waiting for approval, so nothing ran; "
-                f"{now_waiting}", views.pending_data(waiting, registry) if waiting else None)  # fmt: skip
+                f"{now_waiting}", views.pending_data(db, waiting, registry) if waiting else None)  # fmt: skip
 
 
 def answered(db: Session, session: SessionRow, step_id: int, proposal: str, decision: str) -> ApprovalRow | None:
@@ -72,6 +72,12 @@ def record(
     """The person's answer to the step's proposal, kept with the proposal it names."""
     db.add(ApprovalRow(session_id=session.id, step_id=step.id, proposal=step.proposal, decision=decision,
                        params=params, reason=reason, owner=owner))  # fmt: skip
+
+
+def previews(registry: Registry, tool: str) -> bool:
+    """Whether a step of ``tool`` is previewed before the person is asked: every data-changing tool is (a
+    backtracking step is no tool run; it goes back to a version the person has seen)."""
+    return tool != REVERT and registry.get(tool).mutates
 
 
 def running_step(db: Session, session: SessionRow) -> StepRow | None:
@@ -102,3 +108,17 @@ def checked_call(db: Session, session: SessionRow, registry: Registry, tool: str
 def broken_rules(session: SessionRow, call: ToolCall) -> list[str]:
     """Each rule in force that the call breaks, quoted."""
     return violations(call, Guidance.model_validate(session.guidance))
+
+
+def allowed_params(db: Session, session: SessionRow, registry: Registry, tool: str, params: dict[str, Any]) -> dict:
+    """The call's parameters in full, once the tool's schema and the rules in force have passed it; else
+    :class:`InvalidParams` naming the field, or :class:`RuleViolation` quoting the rule."""
+    try:
+        call = checked_call(db, session, registry, tool, params)
+    except ToolCallError as exc:
+        raise InvalidParams(str(exc), exc.errors) from None
+    broken = broken_rules(session, call)
+    if broken:
+        raise RuleViolation(f"not run: {'; '.join(broken)}. Change the parameters, or change the rule first "
+                            "(say it in the chat).", [{"loc": ["params"], "msg": b} for b in broken])  # fmt: skip
+    return call.params

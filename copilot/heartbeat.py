@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 2.0
 #: A heartbeat that has not moved for this long is a dead runner's: three missed beats, and a margin for a busy store.
 STALE_S = 3 * HEARTBEAT_S + 2.0
-ACTIVE_STATES = ("created", "planning", "running")  # a session in one of these is being advanced by some engine
+#: A session in one of these states is being advanced by some engine.
+ACTIVE_STATES = ("created", "planning", "previewing", "running")
+RUNNING_STEPS = ("previewing", "running")  # a step in one of these runs in some engine's sandbox
 Key = tuple[str, Any]  # ("step", id) or ("session", id)
 
 
@@ -67,7 +69,7 @@ class Heartbeat:
             db.execute(update(SessionRow).where(SessionRow.runner == self.runner,
                                                 SessionRow.state.in_(ACTIVE_STATES))
                        .values(heartbeat_at=at, updated_at=SessionRow.updated_at))  # fmt: skip
-            db.execute(update(StepRow).where(StepRow.runner == self.runner, StepRow.status == "running")
+            db.execute(update(StepRow).where(StepRow.runner == self.runner, StepRow.status.in_(RUNNING_STEPS))
                        .values(heartbeat_at=at))  # fmt: skip
 
     def _loop(self, on_beat: Callable[[], None] | None) -> None:
@@ -108,13 +110,13 @@ class Watch:
         active = SessionRow.state.in_(ACTIVE_STATES)
         sessions = db.execute(select(SessionRow.id, SessionRow.heartbeat_at).where(active, others))
         others = StepRow.runner.is_distinct_from(self.runner)
-        steps = db.execute(select(StepRow.id, StepRow.heartbeat_at).where(StepRow.status == "running", others))
+        steps = db.execute(select(StepRow.id, StepRow.heartbeat_at).where(StepRow.status.in_(RUNNING_STEPS), others))
         return {("session", i): beat for i, beat in sessions} | {("step", i): beat for i, beat in steps}
 
 
 def take_step(db: Session, step_id: int, beat: datetime | None, error: str) -> bool:
     """Fail a dead runner's step as interrupted, if it still runs and its heartbeat has not moved since read."""
-    taken = update(StepRow).where(StepRow.id == step_id, StepRow.status == "running",
+    taken = update(StepRow).where(StepRow.id == step_id, StepRow.status.in_(RUNNING_STEPS),
                                   _unmoved(StepRow.heartbeat_at, beat))  # fmt: skip
     values = {"status": "failed", "interrupted": True, "finished_at": now(), "error": error}
     return db.scalars(taken.values(values).returning(StepRow.id)).first() is not None

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from agents.plan import HELD_OUT_SUFFIX, REVERT
 from agents.rules import RuleSuggestion
 from copilot.pipeline import PipelineSpec, PipelineStep, RowChanges, Source
-from copilot.store import EventRow, MessageRow, SessionRow, StepRow, VersionRow
-from copilot.views import EventView, MessageView, PendingStep, SessionView, StepView, VersionView
+from copilot.store import EventRow, MessageRow, PreviewRow, SessionRow, StepRow, VersionRow
+from copilot.views import EventView, MessageView, PendingStep, PreviewView, SessionView, StepView, VersionView
 from tools.registry import Registry
 
 #: The form of a backtracking step: which step to undo; it is fixed by the plan, not edited.
@@ -34,15 +34,33 @@ def step_view(step: StepRow) -> StepView:
         id=step.id, key=step.key, tool=step.tool, params=step.params, rationale=step.rationale,
         status=step.status, summary=result.get("summary", ""), error=step.error,  # type: ignore[arg-type]
         metrics=result.get("metrics", {}), findings=result.get("findings", {}), charts=result.get("charts", []),
-        version=step.version_after, duration_s=result.get("duration_s"), started_at=step.started_at,
+        version=step.version_after, duration_s=result.get("duration_s"), runs=step.runs, started_at=step.started_at,
         finished_at=step.finished_at,
     )  # fmt: skip
 
 
-def pending_data(step: StepRow, registry: Registry) -> dict[str, Any]:
+def pending_data(db: Session, step: StepRow, registry: Registry) -> dict[str, Any]:
     schema = REVERT_SCHEMA if step.tool == REVERT else registry.get(step.tool).schema()
+    shown = shown_preview(db, step)
     return PendingStep(id=step.id, proposal=step.proposal or "", tool=step.tool, params=step.params,
-                       rationale=step.rationale, params_schema=schema).model_dump()  # fmt: skip
+                       rationale=step.rationale, params_schema=schema,
+                       preview=preview_view(shown) if shown else None).model_dump()  # fmt: skip
+
+
+def shown_preview(db: Session, step: StepRow) -> PreviewRow | None:
+    """The preview the step waits at the gate with: made for its proposal, not yet committed or discarded."""
+    if step.proposal is None:
+        return None
+    query = select(PreviewRow).where(PreviewRow.step_id == step.id, PreviewRow.proposal == step.proposal,
+                                     PreviewRow.status == "ready")  # fmt: skip
+    return db.scalars(query).first()
+
+
+def preview_view(preview: PreviewRow) -> PreviewView:
+    shown = {"id": preview.id, "status": preview.status, "base_version": preview.base_version,
+             "version": preview.version, "content_hash": preview.blob, "params": preview.params,
+             "duration_s": (preview.result or {}).get("duration_s")}  # fmt: skip
+    return PreviewView.model_validate({**(preview.content or {}), **shown})
 
 
 #: The key of the score of the data as uploaded; every other ``evaluate:*`` step scores cleaned data.
@@ -108,7 +126,7 @@ def session_view(db: Session, session: SessionRow, registry: Registry) -> Sessio
         id=session.id, state=session.state, target=session.target, task=session.task,  # type: ignore[arg-type]
         goal=session.goal, policy=session.policy, source=session.source,  # type: ignore[arg-type]
         version=session.version, plan=[step_view(s) for s in steps],
-        pending_step=PendingStep.model_validate(pending_data(pending, registry)) if pending else None,
+        pending_step=PendingStep.model_validate(pending_data(db, pending, registry)) if pending else None,
         score_before=step_metric(scored.before, "score"), score_after=step_metric(scored.after, "score"),
         score_note=score_note(scored, versions),
         error=session.error, guidance=session.guidance, rule_suggestion=suggested_rules(session),
@@ -136,7 +154,8 @@ def version_views(db: Session, session: SessionRow) -> list[VersionView]:
     query = select(VersionRow).where(VersionRow.session_id == session.id).order_by(VersionRow.created_at)
     return [
         VersionView(id=v.id, parent=v.parent, step_id=v.step_id, tool=v.tool, n_rows=v.n_rows,
-                    n_columns=v.n_columns, created_at=v.created_at, current=v.id == session.version)
+                    n_columns=v.n_columns, content_hash=v.blob, created_at=v.created_at,
+                    current=v.id == session.version)
         for v in db.scalars(query)
     ]  # fmt: skip
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from agents.guard import output_violations
 from agents.plan import FINAL_SCORE, HELD_OUT_SUFFIX, Guidance
 from copilot.pipeline import row_changes
+from copilot.preview import summarise
 from copilot.store import SessionRow, StepRow, VersionRow, now
 from copilot.versions import Version, VersionStore
 from tools.feature_types import profile_table
@@ -37,6 +38,7 @@ class StepCall:
     mutates: bool
     guidance: Guidance  # the rules in force when the step started: its output must honour them
     sees_held_out: bool = False  # the tool may repair cells of the held-out rows (``Tool.sees_held_out``)
+    preview: bool = False  # a preview at the gate: also tell what the table would change (``copilot.preview``)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class StepOutput:
     version: Version | None
     profile: dict[str, Any] | None
     changes: dict[str, Any] | None
+    content: dict[str, Any] | None = None  # for a preview: what the person is shown (``copilot.preview``)
 
 
 def holdout_scope(db: Session, session: SessionRow, key: str) -> str:
@@ -66,6 +69,8 @@ class StepRunner:
         self.seed = seed
 
     def prepare(self, db: Session, session: SessionRow, step: StepRow) -> StepCall:
+        """The call of a step marked running or previewing, on the current version; counted as a run."""
+        step.runs += 1
         version = db.get_one(VersionRow, (session.id, session.version))
         types = {col: info["type"] for col, info in version.profile["columns"].items()}
         ctx = CallContext(session.target, list(session.id_columns), types, session.task, self.seed,
@@ -73,7 +78,7 @@ class StepRunner:
         tool = self.registry.get(step.tool)
         return StepCall(step.id, step.tool, dict(step.params), version.id, self.versions.blob_path(version.blob), ctx,
                         tool.train_only, tool.mutates, Guidance.model_validate(session.guidance),
-                        tool.sees_held_out)  # fmt: skip
+                        tool.sees_held_out, step.status == "previewing")  # fmt: skip
 
     def run(
         self, call: StepCall, progress: ProgressFn, cancel: threading.Event | None = None
@@ -83,13 +88,23 @@ class StepRunner:
         changes, whatever the tool's own output says."""
         outcome = self.sandbox.run(call.tool, call.input_path, call.params, call.ctx, on_progress=progress,
                                    cancel=cancel)  # fmt: skip
-        if not outcome.ok or outcome.table_path is None:
+        if not outcome.ok:
             return outcome, StepOutput(None, None, None)
+        if outcome.table_path is None:
+            content = None
+            if call.preview:  # the tool changed nothing: the preview says so
+                unchanged = pd.read_parquet(call.input_path)
+                content = summarise(unchanged, unchanged, outcome.result, call.ctx.target)
+            return outcome, StepOutput(None, None, None, content)
         if not call.mutates:
             return self._refuse(outcome, f"{call.tool} is registered as read-only (mutates=False) but returned a "
                                          "table; nothing was changed")  # fmt: skip
         table = pd.read_parquet(outcome.table_path)
         before = pd.read_parquet(call.input_path)
+        if not table.index.is_unique:  # rows are known by their labels: the held-out rows, the preview, undo
+            repeated = table.index[table.index.duplicated()][:5].tolist()
+            return self._refuse(outcome, f"{call.tool} returned rows with repeated labels ({repeated}); every row "
+                                         "keeps its label from the uploaded file. Nothing was changed")  # fmt: skip
         touched = self._holdout_broken(call, before, table)
         if touched:
             return self._refuse(outcome, f"{call.tool}'s result is refused: {touched}; nothing was changed")
@@ -102,7 +117,8 @@ class StepRunner:
                                          params=call.params)  # fmt: skip
         self.sandbox.discard(outcome)
         profile = profile_table(table, target=call.ctx.target, id_columns=call.ctx.id_columns, task=call.ctx.task)
-        return outcome, StepOutput(version, profile, changes)
+        content = summarise(before, table, outcome.result, call.ctx.target) if call.preview else None
+        return outcome, StepOutput(version, profile, changes, content)
 
     @staticmethod
     def _holdout_broken(call: StepCall, before: pd.DataFrame, table: pd.DataFrame) -> str | None:
@@ -143,24 +159,48 @@ class StepRunner:
         self, db: Session, session: SessionRow, step: StepRow, outcome: SandboxOutcome, output: StepOutput, emit: Emit
     ) -> None:
         """Write the step's fate and, for a changed table, its version; all in the caller's transaction."""
-        step.finished_at = now()
         if not outcome.ok:
-            step.status, step.error = "failed", outcome.error
-            emit(db, session, "step_failed", {"step_id": step.id, "tool": step.tool, "error": outcome.error})
+            fail(db, session, step, outcome.error or "the step failed", emit)
             return
-        step.status = "done"
-        step.result = {**outcome.result, "duration_s": outcome.duration_s, "row_changes": output.changes}
-        made = output.version
-        if made is not None and made.blob != self._blob(db, session, step.version_before):
-            if db.get(VersionRow, (session.id, made.id)) is None:
-                db.add(VersionRow(session_id=session.id, id=made.id, blob=made.blob, parent=step.version_before,
-                                  step_id=step.id, tool=step.tool, n_rows=made.n_rows, n_columns=made.n_columns,
-                                  profile=output.profile or {}))  # fmt: skip
-            step.version_after = session.version = made.id
-            emit(db, session, "version_created", {"version": made.id, "rows": made.n_rows, "columns": made.n_columns})
-        emit(db, session, "step_finished", {"step_id": step.id, "tool": step.tool,
-                                            "summary": outcome.result.get("summary", "")})  # fmt: skip
+        result = {**outcome.result, "duration_s": outcome.duration_s, "row_changes": output.changes}
+        commit(db, session, step, result, made(output), emit)
 
-    def _blob(self, db: Session, session: SessionRow, version_id: str | None) -> str | None:
-        row = db.get(VersionRow, (session.id, version_id)) if version_id else None
-        return row.blob if row else None
+
+@dataclass(frozen=True)
+class Made:
+    """The table a step made, as stored: the version it becomes and what is known of it."""
+
+    id: str
+    blob: str
+    n_rows: int
+    n_columns: int
+    profile: dict[str, Any]
+
+
+def made(output: StepOutput) -> Made | None:
+    version = output.version
+    if version is None:
+        return None
+    return Made(version.id, version.blob, version.n_rows, version.n_columns, output.profile or {})
+
+
+def fail(db: Session, session: SessionRow, step: StepRow, error: str, emit: Emit) -> None:
+    step.finished_at = now()
+    step.status, step.error = "failed", error
+    emit(db, session, "step_failed", {"step_id": step.id, "tool": step.tool, "error": error})
+
+
+def commit(db: Session, session: SessionRow, step: StepRow, result: dict[str, Any], table: Made | None,
+           emit: Emit) -> None:  # fmt: skip
+    """The step is done with ``result``; a table unlike its input becomes the session's version."""
+    step.finished_at = now()
+    step.status, step.result = "done", result
+    before = db.get(VersionRow, (session.id, step.version_before)) if step.version_before else None
+    if table is not None and (before is None or table.blob != before.blob):
+        if db.get(VersionRow, (session.id, table.id)) is None:
+            db.add(VersionRow(session_id=session.id, id=table.id, blob=table.blob, parent=step.version_before,
+                              step_id=step.id, tool=step.tool, n_rows=table.n_rows, n_columns=table.n_columns,
+                              profile=table.profile))  # fmt: skip
+        step.version_after = session.version = table.id
+        emit(db, session, "version_created", {"version": table.id, "rows": table.n_rows, "columns": table.n_columns})
+    emit(db, session, "step_finished", {"step_id": step.id, "tool": step.tool, "summary": result.get("summary", "")})

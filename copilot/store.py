@@ -99,6 +99,32 @@ class StepRow(Base):
     #: The engine that runs it, and that engine's last sign of life while it runs (``copilot.heartbeat``).
     runner: Mapped[str | None] = mapped_column(String(128), default=None)
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: How many times its tool ran in the sandbox (previews included): an approved preview adds none.
+    runs: Mapped[int] = mapped_column(default=0)
+
+
+class PreviewRow(Base):
+    """What a step at the gate would change, computed on ``base_version`` with ``params`` before anyone is
+    asked (``copilot.preview``). Its table is stored as ``version``/``blob`` but is no version of the session
+    until the person approves the ``proposal`` it was shown with; then exactly that version is committed."""
+
+    __tablename__ = "previews"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    step_id: Mapped[int] = mapped_column(ForeignKey("steps.id"), index=True)
+    proposal: Mapped[str | None] = mapped_column(String(32), default=None, unique=True)
+    status: Mapped[str] = mapped_column(String(16))  # ready, committed or discarded
+    base_version: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    version: Mapped[str | None] = mapped_column(String(32), default=None)  # None: the step left the table as it was
+    blob: Mapped[str | None] = mapped_column(String(64), default=None)
+    n_rows: Mapped[int | None] = mapped_column(default=None)
+    n_columns: Mapped[int | None] = mapped_column(default=None)
+    profile: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # the step's result, once committed
+    content: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # what the person is shown
+    created_at: Mapped[datetime] = mapped_column(default=now)
 
 
 class ApprovalRow(Base):

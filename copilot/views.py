@@ -12,10 +12,13 @@ from agents.plan import StepStatus
 from agents.rules import RuleSuggestion
 from copilot.settings import Policy
 
-SessionState = Literal["created", "profiling", "planning", "awaiting_approval", "running", "done", "stopped", "failed"]
+SessionState = Literal[
+    "created", "profiling", "planning", "previewing", "awaiting_approval", "running", "done", "stopped", "failed"
+]
 EventType = Literal[
     "session_state", "plan_updated", "approval_requested", "step_started", "progress", "step_finished",
     "step_failed", "message", "token", "version_created", "error", "rules_changed", "rules_suggested",
+    "preview_started",
 ]  # fmt: skip
 
 
@@ -33,12 +36,76 @@ class StepView(BaseModel):
     charts: list[dict[str, Any]] = Field(default_factory=list)
     version: str | None = Field(None, description="The version this step produced, if any.")
     duration_s: float | None = Field(None, description="Seconds the tool ran in the sandbox.")
+    runs: int = Field(0, description="How many times the tool ran in the sandbox; approving a preview adds none.")
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
 
+class Histogram(BaseModel):
+    """A numeric column before and after the step, on the same bins (``edges``); ``below`` and ``above`` count,
+    as [before, after], the values outside them (bins span the values after the step)."""
+
+    edges: list[float]
+    before: list[int]
+    after: list[int]
+    below: list[int]
+    above: list[int]
+
+
+class ColumnChange(BaseModel):
+    column: str
+    changed: int = Field(description="Cells of the kept rows whose value would change.")
+    dtype_before: str | None
+    dtype_after: str | None
+    histogram: Histogram | None
+
+
+class DroppedRow(BaseModel):
+    row: Any = Field(description="The row's label: its place in the uploaded file.")
+    evidence: dict[str, Any] = Field(description="The step's reasons for this row (e.g. given and suggested label).")
+    values: dict[str, Any]
+
+
+class ChangedCell(BaseModel):
+    row: Any
+    column: str
+    before: Any
+    after: Any
+
+
+class PreviewView(BaseModel):
+    """What approving the pending step would change: the step ran in the sandbox on ``base_version`` and its
+    table waits as a pending version. Approving commits exactly it (``content_hash``), with no second run."""
+
+    id: str
+    status: Literal["ready", "committed", "discarded"]
+    base_version: str = Field(description="The version it was made on; once that is not current it is refused.")
+    version: str | None = Field(description="The version approving makes current; None: the table stays as it is.")
+    content_hash: str | None = Field(description="SHA-256 of the pending table's Parquet file.")
+    params: dict[str, Any] = Field(description="The parameters it ran with: approving runs exactly these.")
+    summary: str
+    metrics: dict[str, float]
+    rows_before: int
+    rows_after: int
+    columns_before: int
+    columns_after: int
+    columns_added: list[str]
+    columns_removed: list[str]
+    dropped_rows: int
+    added_rows: int
+    evidence_columns: list[str] = Field(description="The names in each dropped row's evidence.")
+    value_columns: list[str]
+    dropped: list[DroppedRow] = Field(description="The first rows that would go; page with .../previews/{id}/rows.")
+    changed_cells: int
+    columns: list[ColumnChange]
+    cells: list[ChangedCell] = Field(description="A sample of changed cells; page with .../previews/{id}/cells.")
+    class_counts: dict[str, list[int]] | None = Field(description="Rows per class of the target: [before, after].")
+    duration_s: float | None
+
+
 class PendingStep(BaseModel):
-    """The step waiting for a human: approve (optionally with edited params) or reject, naming ``proposal``."""
+    """The step waiting for a human: approve or reject, naming ``proposal``; a data-changing step carries the
+    ``preview`` of its change, which approving commits (edit its parameters through ``.../preview``)."""
 
     id: int
     proposal: str = Field(description="This proposal's id, never reused: an approval or rejection must name it.")
@@ -46,6 +113,23 @@ class PendingStep(BaseModel):
     params: dict[str, Any]
     rationale: str
     params_schema: dict[str, Any]
+    preview: PreviewView | None = Field(None, description="What approving would change; None for read-only steps.")
+
+
+class PreviewPage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+
+
+class DroppedPage(PreviewPage):
+    evidence_columns: list[str]
+    value_columns: list[str]
+    rows: list[DroppedRow]
+
+
+class CellsPage(PreviewPage):
+    cells: list[ChangedCell]
 
 
 class SessionView(BaseModel):
@@ -86,6 +170,7 @@ class VersionView(BaseModel):
     tool: str | None
     n_rows: int
     n_columns: int
+    content_hash: str = Field(description="SHA-256 of the version's Parquet file (a preview names the same).")
     created_at: datetime
     current: bool
 

@@ -59,9 +59,24 @@ class ApproveRequest(_Body):
     proposal: ProposalId = Field(
         description="The id of the proposal you saw (the session's `pending_step.proposal`); a stale one is a 409."
     )
+    preview: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")] | None = Field(
+        None,
+        description="The preview you saw (`pending_step.preview.id` or its `content_hash`): approving commits "
+        "exactly it; another one is a 409.",
+    )
     params: dict[str, Any] | None = Field(
         None,
-        description="Edited parameters (checked against the tool's schema and your rules); none: the proposed ones.",
+        description="For a read-only step: edited parameters (checked against the tool's schema and your rules); "
+        "none: the proposed ones. For a previewed step, if sent, they must be the previewed ones (else a 409): "
+        "edit through `.../preview` instead.",
+    )
+
+
+class PreviewRequest(_Body):
+    proposal: ProposalId = Field(description="The id of the proposal you saw; a stale one is a 409.")
+    params: dict[str, Any] = Field(
+        description="The parameters to preview (checked against the tool's schema and your rules); the step comes "
+        "back to the gate with a new proposal id and the preview of these."
     )
 
 
@@ -89,6 +104,11 @@ class ApproveAction(ApproveRequest):
     step_id: int
 
 
+class PreviewAction(PreviewRequest):
+    action: Literal["preview"]
+    step_id: int
+
+
 class RejectAction(RejectRequest):
     action: Literal["reject"]
     step_id: int
@@ -110,7 +130,7 @@ class StopAction(_Body):
     action: Literal["stop"]
 
 
-Action = ApproveAction | RejectAction | MessageAction | AcceptRulesAction | UndoAction | StopAction
+Action = ApproveAction | PreviewAction | RejectAction | MessageAction | AcceptRulesAction | UndoAction | StopAction
 ClientAction = Annotated[Action, Field(discriminator="action")]
 
 

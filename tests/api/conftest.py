@@ -34,6 +34,7 @@ REST_STATES = frozenset({"awaiting_approval", "done", "stopped", "failed"})
 EVENT_TYPES = frozenset({
     "session_state", "plan_updated", "approval_requested", "step_started", "progress", "step_finished",
     "step_failed", "message", "token", "version_created", "error", "rules_changed", "rules_suggested",
+    "preview_started",
 })  # fmt: skip
 Event = dict[str, Any]
 
@@ -221,6 +222,12 @@ def approve(
     step_id, proposal = _proposal(step)
     body = {"proposal": proposal} | ({} if params is None else {"params": params})
     return client.post(f"/api/sessions/{session_id}/steps/{step_id}/approve", json=body)
+
+
+def edit(client: httpx.Client, session_id: str, step: dict[str, Any], params: dict[str, Any]) -> httpx.Response:
+    """Ask for a new preview of ``step`` with ``params`` (the way a person edits a data-changing step)."""
+    return client.post(f"/api/sessions/{session_id}/steps/{step['id']}/preview",
+                       json={"proposal": step["proposal"], "params": params})  # fmt: skip
 
 
 def reject(client: httpx.Client, session_id: str, step: dict[str, Any] | int, reason: str) -> httpx.Response:

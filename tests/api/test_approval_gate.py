@@ -2,7 +2,8 @@
 
 Each test tries to get around the gate over HTTP and then checks what actually
 ran: the version list (one new version per step that changed data) and the
-stored events (one ``step_started`` and one ``step_finished`` per run).
+stored events: a data-changing step runs once, as its preview, before the person
+is asked (``preview_started``), and approving it commits that run (``step_finished``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from tests.api.conftest import (
     Server,
     approve,
+    edit,
     for_step,
     get_session,
     mutating_tools,
@@ -29,12 +31,13 @@ from tests.api.conftest import (
     wait_for_gate,
 )
 
-RUN_EVENTS = ("step_started", "step_finished", "step_failed")
-ONE_RUN = ["step_started", "step_finished"]
+RUN_EVENTS = ("preview_started", "step_started", "step_finished", "step_failed")
+ONE_RUN = ["preview_started", "step_finished"]  # previewed at the gate, committed on approval
+PREVIEW_ONLY = ["preview_started"]  # previewed at the gate, and nothing since: no version, no commit
 
 
 def runs_of(server: Server, session_id: str, step_id: int) -> list[str]:
-    """What the stored events say happened to the step: ``["step_started", "step_finished"]`` for one run."""
+    """What the stored events say happened to the step: ``ONE_RUN`` for one previewed and approved run."""
     events = persisted_events(server, session_id)
     return [e["type"] for kind in RUN_EVENTS for e in for_step(events, kind, step_id)]
 
@@ -74,7 +77,7 @@ def test_a_step_of_another_session_cannot_be_approved(api: httpx.Client, server:
         assert now["state"] == "awaiting_approval"
         assert now["pending_step"]["id"] == before["pending_step"]["id"]
         assert len(versions(api, session_id)) == 1
-    assert runs_of(server, b, b_step) == []
+    assert runs_of(server, b, b_step) == PREVIEW_ONLY
 
 
 def test_approving_twice_runs_the_step_once(api: httpx.Client, server: Server) -> None:
@@ -128,13 +131,12 @@ def test_invalid_params_are_422_naming_the_field_and_the_step_still_waits(
     session_id = new_session(api)
     pending = wait_for_gate(api, session_id)["pending_step"]
     assert pending["tool"] == "coerce_types"
-    response = approve(api, session_id, pending, params)
+    response = edit(api, session_id, pending, params)
     assert response.status_code == 422, response.text
     assert named in str(response.json()["detail"]), response.text
     time.sleep(0.3)
     session = get_session(api, session_id)
-    assert session["state"] == "awaiting_approval" and session["pending_step"]["id"] == pending["id"]
-    assert session["pending_step"]["params"] == pending["params"]
+    assert session["state"] == "awaiting_approval" and session["pending_step"] == pending
     assert len(versions(api, session_id)) == 1
 
 
@@ -142,7 +144,10 @@ def test_edited_params_are_the_ones_that_run(api: httpx.Client) -> None:
     session_id = new_session(api)
     pending = wait_for_gate(api, session_id)["pending_step"]
     edited = {"columns": {"age": {"type": "numeric", "min": 0, "max": 120}}, "infer": False}
-    assert approve(api, session_id, pending, edited).status_code == 200
+    assert edit(api, session_id, pending, edited).status_code == 200
+    again = wait_for_gate(api, session_id)["pending_step"]
+    assert again["id"] == pending["id"] and again["proposal"] != pending["proposal"]
+    assert approve(api, session_id, again).status_code == 200
     session = wait_for_gate(api, session_id)
     step = step_by_id(session, pending["id"])
     assert step["status"] == "done"
@@ -163,7 +168,7 @@ def test_a_rejected_step_is_replaced_and_cannot_be_approved(api: httpx.Client, s
     again = approve(api, session_id, pending)
     assert again.status_code == 409, again.text
     assert again.json()["detail"]
-    assert runs_of(server, session_id, pending["id"]) == []
+    assert runs_of(server, session_id, pending["id"]) == PREVIEW_ONLY
     assert versions_of(api, session_id, pending["id"]) == []
 
 

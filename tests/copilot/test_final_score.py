@@ -22,7 +22,7 @@ OWNER = "alice"
 
 
 def version(vid: str, parent: str | None, tool: str | None, current: bool = False) -> VersionView:
-    return VersionView(id=vid, parent=parent, step_id=None, tool=tool, n_rows=100, n_columns=5,
+    return VersionView(id=vid, parent=parent, step_id=None, tool=tool, n_rows=100, n_columns=5, content_hash=vid,
                        created_at=datetime.now(UTC), current=current)  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from copilot.views import VersionView
 
 
 def version(vid: str, parent: str | None, tool: str | None, rows: int, current: bool = False) -> VersionView:
-    return VersionView(id=vid, parent=parent, step_id=None, tool=tool, n_rows=rows, n_columns=5,
+    return VersionView(id=vid, parent=parent, step_id=None, tool=tool, n_rows=rows, n_columns=5, content_hash=vid,
                        created_at=datetime.now(UTC), current=current)  # fmt: skip
 
 

@@ -1,27 +1,61 @@
-"""The approval gate: approve a pending step (optionally with edited parameters) or reject it, by its proposal id."""
+"""The approval gate: see a pending step's preview, approve it, edit its parameters (a new preview) or reject it."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from copilot.api.deps import EngineDep, OwnerDep
-from copilot.api.schemas import ApproveRequest, RejectRequest
-from copilot.views import SessionView
+from copilot.api.schemas import ApproveRequest, PreviewRequest, RejectRequest
+from copilot.views import CellsPage, DroppedPage, SessionView
 
-router = APIRouter(prefix="/api/sessions/{session_id}/steps/{step_id}", tags=["steps"])
+router = APIRouter(prefix="/api/sessions/{session_id}", tags=["steps"])
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="How many entries to skip.")]
+Limit = Annotated[int, Query(ge=1, le=500, description="At most this many entries.")]
 
 
-@router.post("/approve")
+@router.post("/steps/{step_id}/approve")
 def approve(session_id: str, step_id: int, body: ApproveRequest, engine: EngineDep, owner: OwnerDep) -> SessionView:
-    """Run the pending step named by its proposal id, with its proposed parameters or edited ones (checked
-    against the tool's schema and the rules in force: a call that breaks one is a 422 that quotes it).
+    """Approve the pending step named by its proposal id. A data-changing step commits its preview as it is
+    (the session moves to the previewed version, and the tool does not run again); a read-only step runs, with
+    its proposed parameters or edited ones. Either way the call is checked against the tool's schema and the
+    rules in force (a call that breaks one is a 422 that quotes it).
 
-    A proposal that is no longer pending is a 409 that says what is pending now, and nothing runs.
+    A proposal that is no longer pending, a preview other than the one shown, parameters other than those
+    previewed, or a preview made on a version that is no longer current is a 409, and nothing is committed.
     Approving the same proposal again changes nothing and runs nothing twice."""
-    return engine.approve(session_id, step_id, owner, body.proposal, body.params)
+    return engine.approve(session_id, step_id, owner, body.proposal, body.params, body.preview)
 
 
-@router.post("/reject")
+@router.post("/steps/{step_id}/preview")
+def preview(session_id: str, step_id: int, body: PreviewRequest, engine: EngineDep, owner: OwnerDep) -> SessionView:
+    """Edit the pending step's parameters: its preview is discarded and the step is previewed with these (the
+    session is `previewing`, then waits again with a new proposal id and preview). Invalid parameters, or ones
+    that break a rule, are a 422 and the step keeps waiting as it was."""
+    return engine.preview(session_id, step_id, owner, body.proposal, body.params)
+
+
+@router.post("/steps/{step_id}/reject")
 def reject(session_id: str, step_id: int, body: RejectRequest, engine: EngineDep, owner: OwnerDep) -> SessionView:
-    """Refuse the pending step named by its proposal id; the coordinator re-plans with the reason."""
+    """Refuse the pending step named by its proposal id (its preview is discarded); the coordinator re-plans
+    with the reason."""
     return engine.reject(session_id, step_id, owner, body.proposal, body.reason)
+
+
+@router.get("/previews/{preview_id}/rows")
+def preview_rows(
+    session_id: str, preview_id: str, engine: EngineDep, owner: OwnerDep, offset: Offset = 0, limit: Limit = 20
+) -> DroppedPage:
+    """A page of the rows the preview would drop, in the table's order, each with the step's evidence."""
+    return engine.preview_rows(session_id, preview_id, owner, offset, limit)
+
+
+@router.get("/previews/{preview_id}/cells")
+def preview_cells(
+    session_id: str, preview_id: str, engine: EngineDep, owner: OwnerDep,
+    column: Annotated[str, Query(min_length=1, max_length=1000, description="A column the preview changes.")],
+    offset: Offset = 0, limit: Limit = 50,
+) -> CellsPage:  # fmt: skip
+    """A page of the cells of one column that the preview would change, before → after."""
+    return engine.preview_cells(session_id, preview_id, owner, column, offset, limit)

@@ -3,7 +3,7 @@
 Server → client: every event ``{seq, type, at, data}`` once, in ``seq`` order: first those persisted
 after ``?after=``, then live ones. The bus is subscribed to *before* the store is read, so nothing
 published in between is lost; anything already sent is skipped. Client → server: JSON actions
-(``approve``, ``reject``, ``message``, ``accept_rules``, ``undo``, ``stop``; approve and reject
+(``approve``, ``preview``, ``reject``, ``message``, ``accept_rules``, ``undo``, ``stop``; approve and reject
 name the ``proposal`` they answer, and a stale one is refused with status 409); a refused one comes back as a frame
 ``{"type": "error", "data": {"detail": ..., "status": 4xx}}`` and the socket stays open.
 Close codes: 4401 (missing or wrong token), 4404 (no such session for this caller), 1008 (more than
@@ -133,8 +133,10 @@ class _Channel:
         """Run one client action with the engine (in a worker thread: the engine blocks)."""
         engine, session_id, owner = self.engine, self.session_id, self.owner
         match action:
-            case schemas.ApproveAction(step_id=step_id, proposal=proposal, params=params):
-                engine.approve(session_id, step_id, owner, proposal, params)
+            case schemas.ApproveAction(step_id=step_id, proposal=proposal, params=params, preview=preview):
+                engine.approve(session_id, step_id, owner, proposal, params, preview)
+            case schemas.PreviewAction(step_id=step_id, proposal=proposal, params=params):
+                engine.preview(session_id, step_id, owner, proposal, params)
             case schemas.RejectAction(step_id=step_id, proposal=proposal, reason=reason):
                 engine.reject(session_id, step_id, owner, proposal, reason)
             case schemas.MessageAction(text=text, proposal=proposal, suggestion=suggestion):
