@@ -1,5 +1,6 @@
-// The approval card for the pending step: a form generated from its params_schema.
+// The approval card for the pending step: its preview, and a form generated from its params_schema.
 import { h } from "./dom.js";
+import { renderPreview } from "./preview.js";
 
 // The non-null branch of an `anyOf: [X, {type: null}]`, and $ref resolved against the root schema.
 function resolve(schema, root) {
@@ -51,9 +52,11 @@ function read(el, s, name) {
   }
 }
 
-// Returns {element, approve, focusReject}; onApprove(params) and onReject(reason) do the calls, run(fn) wraps them.
-// The card is made for one proposal (step.proposal) and never reused for another.
-export function approvalCard(step, { onApprove, onReject, run }) {
+// Returns {element, submit, focusReject}; onApprove(params), onPreview(params) and onReject(reason) do the calls,
+// run(fn) wraps them. The card is made for one proposal (step.proposal) and never reused for another.
+// A step with a preview shows it above the form; approving commits exactly that preview, so an edited form is
+// previewed first (a new proposal, a new card) and Approve waits until the form is back to what is shown.
+export function approvalCard(step, { sessionId, onApprove, onPreview, onReject, run }) {
   const schema = step.params_schema || {};
   const fields = Object.entries(schema.properties || {}).map(([name, raw]) => {
     const s = resolve(raw, schema);
@@ -64,9 +67,13 @@ export function approvalCard(step, { onApprove, onReject, run }) {
     return { name, s, el, node: h("div", { class: box }, h("label", { for: id }, s.title || name), el,
       s.description ? h("small", {}, s.description) : null) };
   });
+  const previewed = Boolean(step.preview);
   const reason = h("input", { id: "reject-reason", type: "text", placeholder: "why not? the coordinator re-plans" });
   const approveButton = h("button", { type: "button", class: "primary", onclick: () => run(approve) }, "Approve (Ctrl+Enter)");
+  const previewButton = h("button", { type: "button", class: "primary", hidden: true, onclick: () => run(preview) },
+    "Preview with these parameters (Ctrl+Enter)");
   const rejectButton = h("button", { type: "button", class: "danger", onclick: () => run(reject) }, "Reject");
+  const hint = h("p", { class: "hint", role: "status" });
 
   function current() {
     const params = {};
@@ -78,10 +85,32 @@ export function approvalCard(step, { onApprove, onReject, run }) {
   }
   const shown = JSON.stringify(current()); // the form as proposed: approving it unchanged is not an edit
 
-  // onApprove(params) gets the edited parameters, or null when the person left the form as proposed.
+  function edited() {
+    try { return JSON.stringify(current()) !== shown; } catch { return true; } // unreadable JSON is an edit too
+  }
+
+  // With a preview, the form decides which button acts: Approve (what is shown) or Preview (what is typed).
+  function update() {
+    if (!previewed) return;
+    const changed = edited();
+    approveButton.disabled = changed;
+    approveButton.textContent = changed ? "Approve" : "Approve (Ctrl+Enter)";
+    previewButton.hidden = !changed;
+    hint.textContent = changed
+      ? "The parameters differ from the preview above. Preview them to see what they change, or put them back to approve this one."
+      : "";
+  }
+
+  // onApprove(params) gets the edited parameters, or null when the person left the form as proposed (always,
+  // for a previewed step: its approval commits the preview).
   function approve() {
+    if (previewed && edited()) throw new Error("The parameters differ from the preview: preview them first, or put them back.");
     const params = current();
-    return onApprove(JSON.stringify(params) === shown ? null : params);
+    return onApprove(previewed || JSON.stringify(params) === shown ? null : params);
+  }
+
+  function preview() {
+    return onPreview(current());
   }
 
   function reject() {
@@ -92,9 +121,12 @@ export function approvalCard(step, { onApprove, onReject, run }) {
   const element = h("section", { class: "card approval", "aria-labelledby": "approval-title", "data-proposal": step.proposal },
     h("h2", { id: "approval-title" }, `Approve step ${step.id}: ${step.tool}?`),
     h("p", { class: "rationale" }, step.rationale),
-    h("form", { onsubmit: (e) => e.preventDefault() },
+    renderPreview(step.preview, sessionId),
+    h("form", { onsubmit: (e) => e.preventDefault(), oninput: update, onchange: update },
       fields.length ? h("fieldset", {}, h("legend", {}, "Parameters"), fields.map((f) => f.node)) : h("p", {}, "No parameters."),
-      h("div", { class: "actions" }, approveButton),
+      h("div", { class: "actions" }, approveButton, previewButton), hint,
       h("div", { class: "field reject" }, h("label", { for: "reject-reason" }, "Reason to reject (Esc)"), reason, rejectButton)));
-  return { element, approve, focusReject: () => reason.focus() };
+  // Ctrl+Enter presses the button that acts now.
+  const submit = () => (previewed && edited() ? preview() : approve());
+  return { element, submit, focusReject: () => reason.focus() };
 }

@@ -37,7 +37,7 @@ function sessionView(id) {
 
   const progress = {};
   const state = { card: null, proposal: null, suggestion: null, version: null, profile: null, refreshing: null,
-    again: false };
+    again: false, slot: null, previewing: null };
 
   async function act(fn) {
     clearError();
@@ -45,20 +45,42 @@ function sessionView(id) {
     refresh();
   }
 
-  // The card belongs to one proposal: a new proposal (a re-made plan) replaces the card and its form, and
-  // every answer names the proposal the person saw, so a stale card runs nothing (the server answers 409).
+  // The card belongs to one proposal: a new proposal (a re-made plan, a new preview) replaces the card and its
+  // form, and every answer names the proposal the person saw, so a stale card runs nothing (the server answers
+  // 409). While the server computes a preview there is no card, only a note saying which step it runs.
   function showApproval(session) {
     const step = session.pending_step;
-    const key = step ? step.proposal : null;
-    if (key === state.proposal) return;
-    state.proposal = key;
+    const previewing = session.state === "previewing" ? previewedStep(session) || {} : null;
+    const key = previewing ? `previewing:${previewing.id}` : step ? step.proposal : null;
+    if (key === state.slot) return;
+    state.slot = key;
+    state.proposal = previewing || !step ? null : step.proposal;
+    if (previewing) {
+      state.card = null;
+      const what = previewing.id ? ` step ${previewing.id}: ${previewing.tool}` : "";
+      approval.replaceChildren(h("section", { class: "card previewing", "aria-live": "polite" },
+        h("p", {}, h("progress", { "aria-label": "Previewing" }), ` Previewing${what}…`)));
+      return;
+    }
     const base = step && `/api/sessions/${id}/steps/${step.id}`;
     state.card = step ? approvalCard(step, {
-      onApprove: (params) => postJSON(`${base}/approve`, { proposal: step.proposal, ...(params ? { params } : {}) }),
+      sessionId: id,
+      onApprove: (params) => postJSON(`${base}/approve`, { proposal: step.proposal,
+        ...(step.preview ? { preview: step.preview.id } : {}), ...(params ? { params } : {}) }),
+      // The answer is the session, now previewing: show that at once, before any event comes.
+      onPreview: (params) => postJSON(`${base}/preview`, { proposal: step.proposal, params }).then(showApproval),
       onReject: (reason) => postJSON(`${base}/reject`, { proposal: step.proposal, reason }),
       run: act,
     }) : null;
     approval.replaceChildren(...(state.card ? [state.card.element] : []));
+  }
+
+  // The step being previewed: the latest preview_started event's, else the plan's first step not yet run.
+  function previewedStep(session) {
+    const started = state.previewing;
+    const open = (s) => !["done", "failed", "rejected", "skipped"].includes(s.status);
+    return (started && session.plan.find((s) => s.id === started.step_id && open(s)))
+      || session.plan.find((s) => ["previewing", "awaiting_approval", "running", "proposed"].includes(s.status));
   }
 
   // Rules an LLM read from the chat wait here until the person accepts them; they never apply by themselves.
@@ -105,6 +127,7 @@ function sessionView(id) {
     onEvent: (event) => {
       if (event.type === "token") { chat.stream(event.data.text); return; }
       if (event.type === "progress") progress[event.data.step_id] = event.data;
+      if (event.type === "preview_started") state.previewing = event.data;
       if (event.type === "error") showError(new Error(event.data.message || event.data.detail || "error"));
       refresh();
     },
@@ -112,7 +135,7 @@ function sessionView(id) {
   refresh();
   return {
     close: () => events.close(),
-    approve: () => state.card && act(state.card.approve),
+    submit: () => state.card && act(state.card.submit),
     focusReject: () => state.card && state.card.focusReject(),
   };
 }
@@ -129,7 +152,7 @@ function route() {
 
 document.addEventListener("keydown", (event) => {
   if (!current) return;
-  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); current.approve(); }
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); current.submit(); }
   else if (event.key === "Escape" && !document.querySelector("dialog[open]")) { event.preventDefault(); current.focusReject(); }
 });
 window.addEventListener("hashchange", route);

@@ -1,4 +1,4 @@
-"""The chat page in Chromium: upload, plan, approve with an edit, reject, reload, undo, download."""
+"""The chat page in Chromium: upload, plan, preview an edit and approve it, reject, reload, undo, download."""
 
 from __future__ import annotations
 
@@ -46,6 +46,13 @@ def test_upload_approve_reject_reload_undo_download(page: Page, server: Server, 
     coerce_id = get_session(api, sid)["pending_step"]["id"]
     screenshot(page, "approval")
     page.fill("#param-columns", '{"age": {"type": "numeric", "min": 0, "max": 110}}')
+    # An edited form is previewed first (a new proposal, still coerce_types); what is approved is that preview.
+    first_proposal = get_session(api, sid)["pending_step"]["proposal"]
+    page.keyboard.press("Control+Enter")
+    card = page.locator("section.approval")
+    expect(card).not_to_have_attribute("data-proposal", first_proposal, timeout=TIMEOUT)
+    expect(page.locator("#approval-title")).to_contain_text("coerce_types")
+    expect(page.get_by_role("button", name=re.compile("^Approve"))).to_be_enabled()
     page.keyboard.press("Control+Enter")
     expect(page.locator("#approval-title")).not_to_contain_text("coerce_types", timeout=TIMEOUT)
     coerce = step_by_id(wait_for_gate(api, sid), coerce_id)
@@ -162,7 +169,7 @@ def test_the_card_follows_the_proposal_and_an_unchanged_form_is_no_edit(page: Pa
         page.get_by_role("button", name=re.compile("^Approve")).click()
     assert answered.value.status == 200
     body = answered.value.request.post_data_json
-    assert body == {"proposal": second["proposal"]}, body  # the proposal on screen, and no edit
+    assert body == {"proposal": second["proposal"], "preview": second["preview"]["id"]}, body  # what is on screen
     expect(card).not_to_have_attribute("data-proposal", second["proposal"], timeout=TIMEOUT)
     ran = step_by_id(wait_for_gate(api, sid), second["id"])
     assert ran["status"] == "done" and ran["params"] == second["params"]
