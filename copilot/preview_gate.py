@@ -71,7 +71,7 @@ class PreviewGate:
             result={**outcome.result, "duration_s": outcome.duration_s, "row_changes": output.changes},
         )  # fmt: skip
         db.add(preview)
-        step.status, step.proposal, step.runner = "awaiting_approval", preview.proposal, None
+        step.status, step.proposal = "awaiting_approval", preview.proposal
         self._set_state(db, session, "awaiting_approval")  # type: ignore[attr-defined]
         db.flush()
         self._emit(db, session, "approval_requested", views.pending_data(db, step, self.registry))  # type: ignore[attr-defined]

@@ -79,20 +79,21 @@ def test_a_kill_at_the_gate_resumes_at_the_same_gate(server: Server) -> None:
         step_id = before["pending_step"]["id"]
         assert approve(api, session_id, before["pending_step"]).status_code == 200
         session = wait_for_gate(api, session_id)
-        assert step_by_id(session, step_id)["status"] == "done"
+        assert step_by_id(session, step_id)["status"] == "done" and step_by_id(session, step_id)["runs"] == 1
         assert [v["step_id"] for v in assert_versions_intact(api, session_id)] == [None, step_id]
-    assert len(for_step(persisted_events(server, session_id), "step_started", step_id)) == 1
+    events = persisted_events(server, session_id)  # previewed once before the kill; committed after, not run again
+    assert len(for_step(events, "preview_started", step_id)) == 1 and for_step(events, "step_started", step_id) == []
 
 
 def test_a_kill_during_a_run_fails_that_step_and_the_session_goes_on(server: Server) -> None:
+    """The tool runs while its preview is made: a kill then leaves no preview, no version, and no gate."""
     with server.client() as api:
         session_id = new_session(api, clean_table(), target="label")
-        pending = wait_for_gate(api, session_id, timeout=120)["pending_step"]
-        assert pending["tool"] == "label_issues", pending
         with server.connect(session_id, after=0) as ws:
-            read_until(ws, lambda e: e["type"] == "approval_requested")
-            assert approve(api, session_id, pending).status_code == 200
-            read_until(ws, lambda e: e["type"] == "step_started" and e["data"].get("step_id") == pending["id"])
+            started = read_until(ws, lambda e: e["type"] == "preview_started", timeout=120)[-1]
+            assert started["data"]["tool"] == "label_issues", started
+            pending = {"id": started["data"]["step_id"]}
+            read_until(ws, lambda e: e["type"] == "progress")  # the tool's child is running
             server.kill()
     server.restart()
     with server.client() as api:

@@ -22,12 +22,12 @@ ROWS = 1500  # its steps run for 20 s or more: a few stale periods while the ser
 
 
 def running_steps(store: Path) -> int:
-    """How many steps the store says are running now (0 while it does not exist yet)."""
+    """How many steps the store says are running now, previews included (0 while it does not exist yet)."""
     if not store.exists():
         return 0
     with closing(sqlite3.connect(store, timeout=30)) as db:
         try:
-            return int(db.execute("SELECT count(*) FROM steps WHERE status = 'running'").fetchone()[0])
+            return int(db.execute("SELECT count(*) FROM steps WHERE status IN ('running', 'previewing')").fetchone()[0])
         except sqlite3.OperationalError:  # the schema is not there yet
             return 0
 

@@ -68,7 +68,7 @@ def test_reconnecting_after_n_replays_exactly_the_missed_events(server: Server, 
         everything = persisted_events(server, session_id)
         assert missed == everything[n:]
         assert seqs(missed) == list(range(n + 1, len(everything) + 1))
-        assert len(for_step(missed, "step_started", pending["id"])) == 1
+        assert len(for_step(missed, "step_finished", pending["id"])) == 1  # the preview, committed
         assert "while you were away" in json.dumps([e["data"] for e in missed if e["type"] == "message"])
 
         assert api.post(f"/api/sessions/{session_id}/messages", json={"text": "still here"}).status_code == 201
@@ -102,13 +102,31 @@ def test_approve_over_the_websocket(server: Server, api: httpx.Client) -> None:
     pending = wait_for_gate(api, session_id)["pending_step"]
     with server.connect(session_id, after=0) as ws:
         read_idle(ws, 0.5)
-        ws.send(json.dumps({"action": "approve", "step_id": pending["id"], "proposal": pending["proposal"]}))
+        ws.send(json.dumps({"action": "approve", "step_id": pending["id"], "proposal": pending["proposal"],
+                            "preview": pending["preview"]["id"]}))  # fmt: skip
         events = read_until(ws, lambda e: e["type"] == "step_finished" and e["data"].get("step_id") == pending["id"])
-    assert len(for_step(events, "step_started", pending["id"])) == 1
+    assert for_step(events, "step_started", pending["id"]) == []  # committed as previewed: no second run
+    assert [e["type"] for e in events[-2:]] == ["version_created", "step_finished"]
+    assert events[-2]["data"]["version"] == pending["preview"]["version"]
     assert [e for e in events if e["type"] == "error"] == []
     session = wait_for_gate(api, session_id)
     assert step_by_id(session, pending["id"])["status"] == "done"
     assert [v["step_id"] for v in versions(api, session_id)] == [None, pending["id"]]
+
+
+def test_an_edit_over_the_websocket_comes_back_as_a_new_preview(server: Server, api: httpx.Client) -> None:
+    session_id = new_session(api)
+    pending = wait_for_gate(api, session_id)["pending_step"]
+    edited = {**pending["params"], "infer": False}
+    with server.connect(session_id, after=len(persisted_events(server, session_id))) as ws:
+        ws.send(json.dumps({"action": "preview", "step_id": pending["id"], "proposal": pending["proposal"],
+                            "params": edited}))  # fmt: skip
+        events = read_until(ws, lambda e: e["type"] == "approval_requested", timeout=60)
+    assert [e for e in events if e["type"] == "error"] == []
+    assert events[0]["type"] in {"session_state", "preview_started"}
+    asked = events[-1]["data"]
+    assert asked["id"] == pending["id"] and asked["proposal"] != pending["proposal"]
+    assert asked["preview"]["params"] == asked["params"] and asked["params"]["infer"] is False
 
 
 def test_invalid_actions_answer_with_error_frames_and_keep_the_connection(server: Server, api: httpx.Client) -> None:

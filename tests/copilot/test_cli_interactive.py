@@ -27,11 +27,23 @@ def test_skip_and_quit_change_nothing(tmp_path: Path) -> None:
     assert statuses == [("evaluate", "done"), ("coerce_types", "rejected"), ("drop_columns", "skipped")]
     original = pd.read_csv(tmp_path / "in.csv")
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "out.csv"), original)
-    assert "wants to change the data" in out
+    text = " ".join(out.split())
+    assert "wants to change the data" in text
+    assert "preview: 150 rows × 8 columns" in text and "would change: age" in text  # shown before the question
+    assert text.index("would change: age") < text.index("approve / skip / edit / quit")
+
+
+def test_an_edit_is_previewed_and_asked_again_before_it_runs(tmp_path: Path) -> None:
+    out, report = _answer(tmp_path, ["a", "e", '{"columns": ["note"]}', "q"])
+    text = " ".join(out.split())
+    assert "removes columns: site" in text and "removes columns: note" in text  # the proposal, then the edit
+    drop = next(s for s in report["steps"] if s["tool"] == "drop_columns")
+    assert drop["status"] == "skipped" and drop["params"]["columns"] == ["note"]  # previewed, never approved
+    assert {"note", "site"} <= set(pd.read_csv(tmp_path / "out.csv").columns)  # neither was dropped
 
 
 def test_edited_parameters_are_validated_and_used(tmp_path: Path) -> None:
-    out, report = _answer(tmp_path, ["a", "e", '{"columns": ["nope"]}', "e", '{"columns": ["note"]}', "q"])
+    out, report = _answer(tmp_path, ["a", "e", '{"columns": ["nope"]}', "e", '{"columns": ["note"]}', "a", "q"])
     assert "no column" in out or "nope" in out  # the bad edit is refused with a reason, then asked again
     drop = next(s for s in report["steps"] if s["tool"] == "drop_columns")
     assert drop["status"] == "done" and drop["params"]["columns"] == ["note"]

@@ -65,7 +65,8 @@ def test_reject_replans_and_a_rejected_step_cannot_be_approved(engine: Engine, t
     session = _create(engine, tmp_path)
     first = session.pending_step
     assert first is not None
-    after = engine.reject(session.id, first.id, "alice", first.proposal, "no baseline needed")
+    engine.reject(session.id, first.id, "alice", first.proposal, "no baseline needed")
+    after = _wait(engine, session, {"awaiting_approval"})  # the next step is previewed before it is asked
     assert after.pending_step is not None and after.pending_step.tool != "evaluate"
     with pytest.raises(Stale, match="not waiting for approval") as refused:
         engine.approve(session.id, first.id, "alice", first.proposal)
