@@ -1,10 +1,13 @@
 """The gate as a state machine: Hypothesis drives random sequences against a real engine and checks invariants.
 
-Actions: approve (as proposed or edited), approve a stale proposal, approve or reject in the chat with the
-proposal on screen or an old one, reject, a rule said in the chat, undo, stop, approve-then-stop-then-undo
-while the step runs, and a restart on the same store. After every action, from the store itself:
+Actions: approve (as proposed, or edited: a data-changing step is then previewed again), approve a stale
+proposal, approve or reject in the chat with the proposal on screen or an old one, reject, a rule said in the
+chat, undo, stop, approve-then-stop-then-undo, edit-then-stop-then-undo while the new preview is made, and a
+restart on the same store. After every action, from the store itself:
 
 * every version a step made has an approval naming that step's proposal, its tool and its exact parameters;
+* every version a data-changing step made is the table of the one preview committed for it, and a preview
+  ready to commit belongs to the step waiting at the gate with that preview's proposal;
 * an approval is refused exactly when its call breaks the rules in force (checked as it is made);
 * at most one step of the session runs;
 * the current version's lineage is consistent: each version's parent is the version its step started from,
@@ -36,7 +39,7 @@ from agents.worker import ToolCall, ToolCallError, validate_call
 from copilot.engine import Engine
 from copilot.errors import Conflict, InvalidParams, NotFound, RuleViolation, Stale
 from copilot.settings import Settings
-from copilot.store import ApprovalRow, SessionRow, StepRow, VersionRow
+from copilot.store import ApprovalRow, PreviewRow, SessionRow, StepRow, VersionRow
 from copilot.views import PendingStep, SessionView
 from tests.conftest import messy_table
 
@@ -82,7 +85,10 @@ class GateMachine(RuleBasedStateMachine):
         params = {**pending.params, "action": edit} if edit and "action" in pending.params else None
         broken = self._broken(pending, params)
         try:
-            self.engine.approve(self.session_id, pending.id, OWNER, pending.proposal, params)
+            if params is not None and pending.preview is not None:  # an edit: previewed, then asked again
+                self.engine.preview(self.session_id, pending.id, OWNER, pending.proposal, params)
+            else:
+                self.engine.approve(self.session_id, pending.id, OWNER, pending.proposal, params)
         except RuleViolation:
             assert broken, "a call that honours the rules was refused"
         except InvalidParams:
@@ -156,6 +162,21 @@ class GateMachine(RuleBasedStateMachine):
         self._settle()
 
     @rule()
+    def edit_then_stop_then_undo(self) -> None:
+        """Stop and undo while an edited step is previewed again: nothing of that preview may be kept."""
+        pending = self._view().pending_step
+        if pending is None or pending.preview is None or "action" not in pending.params:
+            return
+        flagged = {**pending.params, "action": "flag"}
+        with contextlib.suppress(InvalidParams):
+            self.engine.preview(self.session_id, pending.id, OWNER, pending.proposal, flagged)
+        self.engine.stop(self.session_id, OWNER)
+        self.stopped = True
+        with contextlib.suppress(Conflict):
+            self.engine.undo(self.session_id, OWNER)
+        self._settle()
+
+    @rule()
     def restart(self) -> None:
         self.engine.close()
         self.engine = self._engine()
@@ -179,6 +200,23 @@ class GateMachine(RuleBasedStateMachine):
                     approvals = list(db.scalars(query))
                     assert len(approvals) == 1, f"{step.tool} made a version with {len(approvals)} approvals"
                     assert approvals[0].proposal == step.proposal and approvals[0].params == step.params
+
+    @invariant()
+    def every_version_of_a_previewed_step_is_its_committed_preview(self) -> None:
+        with self.engine.store.transaction() as db:
+            previews = list(db.scalars(select(PreviewRow).where(PreviewRow.session_id == self.session_id)))
+            for preview in previews:
+                step = db.get_one(StepRow, preview.step_id)
+                if preview.status == "ready":
+                    assert step.status == "awaiting_approval" and step.proposal == preview.proposal, step.status
+                if preview.status == "committed" and step.version_after is not None:
+                    assert step.version_after == preview.version
+                    made = db.get_one(VersionRow, (self.session_id, preview.version))
+                    assert made.blob == preview.blob and made.step_id == step.id
+            query = select(VersionRow).where(VersionRow.session_id == self.session_id, VersionRow.step_id.is_not(None))
+            for version in db.scalars(query):
+                committed = [p for p in previews if p.step_id == version.step_id and p.status == "committed"]
+                assert [(p.version, p.blob) for p in committed] == [(version.id, version.blob)], version.tool
 
     @invariant()
     def every_approval_names_what_ran(self) -> None:

@@ -24,7 +24,7 @@ from copilot.heartbeat import Watch
 from copilot.settings import Settings
 from copilot.step_runner import StepCall
 from copilot.store import SessionRow, StepRow
-from copilot.views import PendingStep, SessionView
+from copilot.views import SessionView
 from tests.conftest import messy_table
 from tools.registry import Registry
 
@@ -77,13 +77,18 @@ def at_gate(engine: Engine, session_id: str) -> SessionView:
     return view
 
 
-def changing_gate(engine: Engine, tmp_path: Path) -> tuple[SessionView, PendingStep]:
-    """A new session at the gate of a step that changes the data (the first, a scoring step, is declined)."""
+def changing_step(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[SessionView, int, threading.Event]:
+    """A new session whose first data-changing step is being previewed (its tool runs, held until the event
+    is set); the first step, a scoring one, is declined."""
     view = at_gate(engine, create(engine, tmp_path).id)
     assert view.pending_step is not None and view.pending_step.tool == "evaluate"
+    release = hold_runs(engine, monkeypatch)
     view = engine.reject(view.id, view.pending_step.id, OWNER, view.pending_step.proposal, "not now")
-    assert view.pending_step is not None and engine.registry.get(view.pending_step.tool).mutates
-    return view, view.pending_step
+    step = next(s for s in view.plan if s.status == "previewing")
+    assert view.state == "previewing" and engine.registry.get(step.tool).mutates
+    return view, step.id, release
 
 
 def hold_runs(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
@@ -111,19 +116,20 @@ def test_a_live_runners_step_is_left_alone_and_finishes_with_its_version(
     engines: list[Engine], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = start(engines, tmp_path)
-    gate, pending = changing_gate(first, tmp_path)
+    gate, step_id, release = changing_step(first, tmp_path, monkeypatch)
     session_id = gate.id
-    release = hold_runs(first, monkeypatch)
-    first.approve(session_id, pending.id, OWNER, pending.proposal)
-    second = start(engines, tmp_path)  # a second server on the same store, while the step runs
-    beat = step_row(second, pending.id).heartbeat_at
+    second = start(engines, tmp_path)  # a second server on the same store, while the step runs (its preview)
+    beat = step_row(second, step_id).heartbeat_at
     time.sleep(6 * STALE)
-    row = step_row(second, pending.id)
-    assert (row.status, row.runner, row.interrupted) == ("running", first.runner_id, False)
+    row = step_row(second, step_id)
+    assert (row.status, row.runner, row.interrupted) == ("previewing", first.runner_id, False)
     assert beat is not None and row.heartbeat_at is not None and row.heartbeat_at > beat  # it beats
     release.set()
+    pending = at_gate(first, session_id).pending_step
+    assert pending is not None and pending.id == step_id and pending.preview is not None
+    first.approve(session_id, pending.id, OWNER, pending.proposal)
     view = wait(first, session_id, lambda v: v.state in REST and v.version != gate.version)
-    ran = step_row(first, pending.id)
+    ran = step_row(first, step_id)
     assert (ran.status, ran.runner, ran.version_after) == ("done", first.runner_id, view.version)
     assert view.version in {v.id for v in first.versions(session_id, OWNER)}
     assert "step_failed" not in event_types(first, session_id)
@@ -133,19 +139,19 @@ def test_a_runner_whose_heartbeat_stopped_loses_its_step_and_its_late_result_is_
     engines: list[Engine], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = start(engines, tmp_path)
-    gate, pending = changing_gate(first, tmp_path)
-    session_id = gate.id
-    release = hold_runs(first, monkeypatch)
     monkeypatch.setattr(first._heartbeat, "beat", lambda: None)  # alive, but its store writes stop
-    first.approve(session_id, pending.id, OWNER, pending.proposal)
+    gate, step_id, release = changing_step(first, tmp_path, monkeypatch)
+    session_id = gate.id
+    tool = step_row(first, step_id).tool
     time.sleep(6 * STALE)
-    assert step_row(first, pending.id).status == "running"  # its own recovery never takes its own work
+    assert step_row(first, step_id).status == "previewing"  # its own recovery never takes its own work
     second = start(engines, tmp_path)
-    assert step_row(second, pending.id).status == "running"  # not at once: it has not yet seen the beat stop
+    assert step_row(second, step_id).status == "previewing"  # not at once: it has not yet seen the beat stop
     view = wait(second, session_id, lambda v: v.state == "awaiting_approval")
-    taken = next(s for s in view.plan if s.id == pending.id)
+    taken = next(s for s in view.plan if s.id == step_id)
     assert taken.status == "failed" and "interrupted" in (taken.error or ""), taken
-    assert view.pending_step is not None and view.pending_step.tool == pending.tool  # proposed again
+    assert view.pending_step is not None and view.pending_step.tool == tool  # proposed and previewed again
+    assert view.pending_step.preview is not None and view.pending_step.id != step_id
     with second.store.transaction() as db:
         assert db.get_one(SessionRow, session_id).runner == second.runner_id
     versions = second.versions(session_id, OWNER)
@@ -155,8 +161,10 @@ def test_a_runner_whose_heartbeat_stopped_loses_its_step_and_its_late_result_is_
         time.sleep(0.05)
     assert not first._cancels
     assert second.versions(session_id, OWNER) == versions
-    row = step_row(second, pending.id)
+    row = step_row(second, step_id)
     assert (row.status, row.version_after) == ("failed", None)
+    again = second.get_session(session_id, OWNER).pending_step  # the late preview took nobody's place at the gate
+    assert again is not None and again.id == view.pending_step.id and again.proposal == view.pending_step.proposal
 
 
 class SlowPlanner(RuleBasedPair):

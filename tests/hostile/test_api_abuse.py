@@ -240,8 +240,12 @@ def test_replayed_and_foreign_approvals_run_nothing_twice(hostile: Server, api: 
     session = wait_for(api, session_id)
     step = step_by_id(session, pending["id"])
     assert step["status"] == "done" and step["params"].get("columns") != ["outcome"], step
-    events = persisted_events(hostile, session_id, TOKEN)
-    assert len(for_step(events, "step_started", pending["id"])) == 1
+    events = persisted_events(hostile, session_id, TOKEN)  # previewed once, committed once, never run again
+    assert len(for_step(events, "preview_started", pending["id"])) == 1 and step["runs"] == 1
+    assert len(for_step(events, "step_finished", pending["id"])) == 1
+    assert for_step(events, "step_started", pending["id"]) == []
+    with hostile.client(OTHER_TOKEN) as other:  # another token cannot read the preview's rows either
+        assert other.get(f"/api/sessions/{session_id}/previews/{pending['preview']['id']}/rows").status_code == 404
 
 
 # --- tokens and origins -------------------------------------------------------------------------------------------
