@@ -1,4 +1,4 @@
-"""Service latency of a real ``copilot serve``: approval to step start, and event to WebSocket client.
+"""Service latency of a real ``copilot serve``: approval to the step's first event, and event to WebSocket client.
 
     .venv/bin/python bench/latency.py [--approvals 100] [--busy-approvals 30] [--clients 1 10 100] [--rows 200]
 
@@ -8,14 +8,19 @@ HTTP and WebSocket as another service would. Every session is created from a
 small synthetic table (``speed.synthetic``) with policy ``always``, so every
 step, read-only ones included, waits at the approval gate.
 
-1. **approval → step start**: for each gate, the time from sending
-   ``POST …/steps/{id}/approve`` to the ``step_started`` event of that step
-   arriving on a WebSocket of the session; also the HTTP response time, and
-   the event's server timestamp ``at`` minus the send time. Sessions follow
-   each other until ``--approvals`` gates have been passed, after one
-   warm-up session that is not counted. ``step_started`` is written in the
-   approval's own transaction; the tool's child starts once one of the
-   server's step runners is free, which is not seen from outside.
+1. **approval → the step's first event**: for each gate, the time from
+   sending ``POST …/steps/{id}/approve`` (naming the proposal and, for a
+   previewed step, the preview shown) to the first event of that step after
+   it arriving on a WebSocket of the session; also the HTTP response time,
+   and the event's server timestamp ``at`` minus the send time. The two
+   kinds of gate are reported apart: a read-only step's first event is
+   ``step_started`` (its tool runs after the approval); a data-changing step
+   was previewed before it was asked, so approving commits that table and its
+   first event is ``step_finished`` (no ``step_started``, no second run).
+   Both are written in the approval's own transaction; a read-only step's
+   child starts once one of the server's step runners is free, which is not
+   seen from outside. Sessions follow each other until ``--approvals`` gates
+   have been passed, after one warm-up session that is not counted.
 2. The same with two other sessions (policy ``never``) running their steps
    meanwhile, so the step runners, the engine's lock and both CPUs are busy
    (``--busy-approvals`` gates).
@@ -23,7 +28,7 @@ step, read-only ones included, waits at the approval gate.
    all in this process (asyncio); a separate client approves every step.
    For every live event and every client: receive time minus the event's
    ``at`` (set by the server when the event is written, before its commit;
-   the same machine clock). Approval → step start is measured again here,
+   the same machine clock). Approval → first event is measured again here,
    with the ``N`` clients connected.
 
 Prints Markdown tables with p50 / p99 / max in milliseconds.
@@ -74,14 +79,23 @@ class Received:
         return datetime.fromisoformat(self.event["at"]).timestamp()
 
 
+#: The events that can be a step's first after its approval: a read-only step starts; a previewed one (or a
+#: backtracking step, which runs no tool) is committed at once; a step refused at approval fails.
+FIRST_EVENTS = {"step_started", "step_finished", "step_failed"}
+
+
 @dataclass
 class Gate:
-    """One approval: when it was sent, answered, and when its step_started was written and received."""
+    """One approval: when it was sent and answered, and when the step's first event after it was written and
+    received; ``kind`` is "read-only" (the step then runs), "previewed" (approving commits the preview) or
+    "backtrack" (approving goes back a version)."""
 
     sent: float
     answered: float
     written: float
     received: float
+    kind: str
+    first: str  # the type of that first event
 
 
 @dataclass
@@ -185,19 +199,36 @@ async def drive(http: httpx.AsyncClient, session_id: str, events: asyncio.Queue[
                 raise RuntimeError(f"session {session_id} ended {data['state']}")
             return gates
         if kind == "approval_requested":
-            gates.append(await approve(http, session_id, int(data["id"]), events))
+            gates.append(await approve(http, session_id, data, events))
 
 
-async def approve(http: httpx.AsyncClient, session_id: str, step_id: int, events: asyncio.Queue[Received]) -> Gate:
-    """Send the approval and wait for the step's ``step_started``; events before it are dropped."""
+def approval_body(pending: dict[str, Any]) -> dict[str, Any]:
+    """The approval of a pending step as an ``approval_requested`` event gave it: its proposal, and the
+    preview shown if it has one (so the server commits exactly that table)."""
+    preview = pending.get("preview")
+    return {"proposal": pending["proposal"]} | ({"preview": preview["id"]} if preview else {})
+
+
+def gate_kind(pending: dict[str, Any]) -> str:
+    if pending.get("preview"):
+        return "previewed"
+    return "backtrack" if pending["tool"] == "revert" else "read-only"
+
+
+async def approve(
+    http: httpx.AsyncClient, session_id: str, pending: dict[str, Any], events: asyncio.Queue[Received]
+) -> Gate:
+    """Send the approval and wait for the step's first event after it; other events before it are dropped."""
+    step_id = int(pending["id"])
     sent = time.time()
-    response = await http.post(f"/api/sessions/{session_id}/steps/{step_id}/approve", json={})
+    response = await http.post(f"/api/sessions/{session_id}/steps/{step_id}/approve", json=approval_body(pending))
     answered = time.time()
-    response.raise_for_status()
+    if response.is_error:
+        raise RuntimeError(f"approving step {step_id}: {response.status_code} {response.text}")
     while True:
         got = await asyncio.wait_for(events.get(), EVENT_TIMEOUT)
-        if got.event["type"] == "step_started" and got.event["data"].get("step_id") == step_id:
-            return Gate(sent, answered, got.server_at, got.at)
+        if got.event["type"] in FIRST_EVENTS and got.event["data"].get("step_id") == step_id:
+            return Gate(sent, answered, got.server_at, got.at, gate_kind(pending), got.event["type"])
 
 
 async def listen(base: str, session_id: str, listener: Listener, ready: asyncio.Event, stop: asyncio.Event) -> None:
@@ -326,15 +357,30 @@ def summary(values: list[float]) -> str:
     return f"{len(values)} | {ms(values, 50)} | {ms(values, 99)} | {ms(values, 100)}"
 
 
+GATE_KINDS = {  # kind: how its rows are named, and the first event expected after its approval
+    "read-only": ("read-only step", "step_started"),
+    "previewed": ("previewed step", "step_finished"),
+    "backtrack": ("backtracking step", "step_finished"),
+}
+
+
 def print_gates(gates: list[Gate], label: str) -> None:
-    rows = {
-        "POST approve sent → `step_started` received on the WebSocket": [g.received - g.sent for g in gates],
-        "POST approve sent → HTTP response received": [g.answered - g.sent for g in gates],
-        "POST approve sent → `step_started` written (its `at`)": [g.written - g.sent for g in gates],
-        "`step_started` written → received": [g.received - g.written for g in gates],
-    }
-    for name, values in rows.items():
-        print(f"| {label} | {name} | {summary(values)} |")
+    """Rows for each kind of gate met, apart: their first events are not the same moment of the step."""
+    for kind, (name, expected) in GATE_KINDS.items():
+        ours = [g for g in gates if g.kind == kind]
+        if not ours:
+            continue
+        others = sorted({g.first for g in ours} - {expected})
+        if others:  # e.g. a step refused at approval; counted, and said
+            name += f" (first event {', '.join(f'`{o}`' for o in others)} for {sum(g.first != expected for g in ours)})"
+        rows = {
+            f"{name}: POST approve sent → `{expected}` received on the WebSocket": [g.received - g.sent for g in ours],
+            f"{name}: POST approve sent → HTTP response received": [g.answered - g.sent for g in ours],
+            f"{name}: POST approve sent → `{expected}` written (its `at`)": [g.written - g.sent for g in ours],
+            f"{name}: `{expected}` written → received": [g.received - g.written for g in ours],
+        }
+        for what, values in rows.items():
+            print(f"| {label} | {what} | {summary(values)} |")
 
 
 def load() -> str:
