@@ -225,8 +225,10 @@ def apply(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the transformed table.")],
 ) -> None:
     """Apply the column-level steps of a pipeline to new data (row-level, train-only steps are skipped)."""
-    rows = apply_file(pipeline, input, output, get_settings())
-    console.print(f"wrote {rows} rows to {output}")
+    applied = apply_file(pipeline, input, output, get_settings())
+    for note in applied.notes:
+        console.print(f"[yellow]warning:[/yellow] {escape(note)}")
+    console.print(f"wrote {applied.rows} rows to {output}")
 
 
 @app.command()

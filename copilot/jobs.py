@@ -78,14 +78,22 @@ def clean_file(
     return outcome, paths
 
 
-def apply_file(pipeline: Path, source: Path, output: Path, settings: Settings, train: bool = False) -> int:
-    """Apply a saved pipeline to a new file; returns the number of rows written."""
+@dataclass(frozen=True)
+class Applied:
+    rows: int
+    #: What the steps noticed in the new data, e.g. categories they had not seen, for the person to read.
+    notes: list[str]
+
+
+def apply_file(pipeline: Path, source: Path, output: Path, settings: Settings, train: bool = False) -> Applied:
+    """Apply a saved pipeline to a new file; returns the number of rows written and the steps' notes."""
     check_output_path(output)
     spec = PipelineSpec.read(pipeline)
     loaded = load_table(source, settings.max_file_mb)
     table = apply_pipeline(spec, loaded.table, default_registry(), train=train)
+    notes = list(table.attrs.get("copilot_notes", []))
     write_table(table, output)
-    return len(table)
+    return Applied(len(table), notes)
 
 
 def build_report(outcome: CleaningOutcome, table: pd.DataFrame) -> dict[str, Any]:

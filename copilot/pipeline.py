@@ -135,7 +135,11 @@ def replay_rows(table: pd.DataFrame, changes: dict[str, Any]) -> pd.DataFrame:
 
 
 def run_steps(table: pd.DataFrame, spec: dict[str, Any], functions: dict[str, Any], train: bool) -> pd.DataFrame:
-    """Run the spec's steps in order and return the output columns, in order."""
+    """Run the spec's steps in order and return the output columns, in order.
+
+    What a step reports about the new data (``attrs["copilot_notes"]``, e.g. values it had not seen) is
+    gathered step by step into the output's ``attrs["copilot_notes"]``."""
+    notes: list[str] = []
     for number, step in enumerate(spec["steps"], start=1):
         if step["train_only"]:
             if train and step["row_changes"] is not None:
@@ -145,7 +149,10 @@ def run_steps(table: pd.DataFrame, spec: dict[str, Any], functions: dict[str, An
             table = functions[step["tool"]](table, step["fitted"])
         except (ValueError, KeyError) as exc:
             raise ValueError(f"step {number} ({step['tool']}): {exc}") from None
+        notes += [f"step {number} ({step['tool']}): {note}" for note in table.attrs.pop("copilot_notes", [])]
     missing = [c for c in spec["columns"] if c not in table.columns and c != spec["target"]]
     if missing:
         raise ValueError(f"the data lacks column(s) {missing} that the pipeline's output needs")
-    return table[[c for c in spec["columns"] if c in table.columns]]
+    out = table[[c for c in spec["columns"] if c in table.columns]]
+    out.attrs["copilot_notes"] = notes
+    return out

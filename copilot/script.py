@@ -27,6 +27,7 @@ Needs only pandas, numpy and scikit-learn.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 import pandas as pd
@@ -79,7 +80,10 @@ def main() -> None:
     args = parser.parse_args()
     table = read_table(args.input)
     table.columns = [str(c).strip() for c in table.columns]
-    write_table(run_steps(table, SPEC, REAPPLY, args.train), args.output)
+    table = run_steps(table, SPEC, REAPPLY, args.train)
+    for note in table.attrs.get("copilot_notes", []):
+        print(f"warning: {note}", file=sys.stderr)
+    write_table(table, args.output)
 
 
 if __name__ == "__main__":
