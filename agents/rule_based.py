@@ -4,8 +4,9 @@ It needs no LLM. Each call to :meth:`RuleBasedCoordinator.plan` looks at the
 current profile (which changes as steps run: coercion reveals missing cells,
 de-duplication removes rows), the human's guidance and what has already
 happened, and returns the remaining steps in the order of the data-centric
-taxonomy: baseline score, schema, target rows, duplicates, leakage, anomalies,
-label quality, missingness, final score. Label quality comes before
+taxonomy: baseline score, schema (types, then one spelling per category),
+target rows, duplicates, leakage, anomalies, label quality, missingness, final
+score. Label quality comes before
 imputation so that no cell is filled in from a row whose label is wrong (the
 label models handle missing cells themselves). A step that ran, failed or was
 skipped is never proposed again under the same key.
@@ -72,7 +73,7 @@ class RuleBasedCoordinator:
     def plan(self, state: PlanningState) -> list[PlanStep]:
         """The remaining steps, first one next."""
         rules: list[Callable[[PlanningState], PlanStep | None]] = [
-            _baseline, _coerce, _drop_useless_columns, _drop_missing_target, _duplicates, _leakage,
+            _baseline, _coerce, _harmonise, _drop_useless_columns, _drop_missing_target, _duplicates, _leakage,
             _drop_leaky_columns, _outliers, _label_issues, _impute,
         ]  # fmt: skip
         steps = [step for rule in rules if (step := rule(state)) is not None]
@@ -123,6 +124,19 @@ def _coerce(state: PlanningState) -> PlanStep | None:
                     rationale=_sentence(notes) + "; cast them so models read them as numbers and codes as missing."
                               + answers,
                     expected="Text columns become numeric; codes become missing cells.")  # fmt: skip
+
+
+def _harmonise(state: PlanningState) -> PlanStep | None:
+    variants = {c: int(info.get("spelling_variants") or 0) for c, info in state.features().items()}
+    variants = {c: n for c, n in variants.items() if n}
+    if not variants:
+        return None
+    notes = [f"`{c}` has {n} spelling(s) of a category written another way" for c, n in variants.items()]
+    return PlanStep(key="harmonise_categories", tool="harmonise_categories", params={"columns": list(variants)},
+                    rationale=_sentence(notes[:4]) + " (case, spaces, punctuation or a one-letter abbreviation such "
+                              "as 'M' for 'male'); give each category one spelling, so that models and counts see "
+                              "one category, not several. Check the mapping before approving.",
+                    expected="Fewer distinct values in those columns; no cell becomes missing.")  # fmt: skip
 
 
 def _drop_useless_columns(state: PlanningState) -> PlanStep | None:

@@ -47,7 +47,7 @@ QUANTILES = {"p1": 0.01, "p5": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95"
 FAR_IQR = 3.0
 _LEVEL_TYPES = {"categorical", "boolean", "constant"}
 _HIDDEN_TYPES = {"identifier", "text", "datetime"}
-_COUNTS = ("missing", "missing_pct", "n_unique", "sentinel_count", "unparseable")
+_COUNTS = ("missing", "missing_pct", "n_unique", "sentinel_count", "unparseable", "spelling_variants")
 LEGEND = {
     "aggregates": "Counts and coarse statistics only. level_i / class_i: the i-th commonest value, its text "
     "withheld, with its count and character shape (A upper, a lower, 9 digits, . other). Quantiles are rounded "

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from agents.plan import PlanStep
 from tools.registry import Registry, UnknownToolError
 
-_COLUMN_MAPS = frozenset({"columns", "ranges"})
+_COLUMN_MAPS = frozenset({"columns", "ranges", "mapping"})
 
 
 class ToolCallError(ValueError):
@@ -50,7 +50,7 @@ def validate_call(registry: Registry, tool: str, params: dict[str, Any], columns
 
 def referenced_columns(params: Any, key: str = "") -> list[str]:
     """Column names inside tool parameters, by the conventions the tools share: a ``column``
-    field, a ``columns`` list, and the keys of ``columns`` or ``ranges`` mappings."""
+    field, a ``columns`` list, and the keys of ``columns``, ``ranges`` or ``mapping`` mappings."""
     if isinstance(params, dict):
         if key in _COLUMN_MAPS:
             return [str(k) for k in params]

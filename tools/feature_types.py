@@ -36,6 +36,11 @@ words are answers: they stay levels, are counted in ``top_values`` and listed in
 ``coerce_types`` turns them into missing cells. ``missing`` counts the empty
 cells and the sentinels.
 
+A categorical text column also counts its ``spelling_variants``: distinct
+spellings (as written, untrimmed) that fold into another category by case,
+spacing, punctuation or a one-letter abbreviation (:mod:`tools.spelling`), the
+work of ``harmonise_categories``.
+
 Everything is vectorised over each column's distinct values; date parsing, word
 counts and id shapes are judged on a sample, so a 1M-row table takes seconds.
 """
@@ -53,6 +58,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from tools.base import Chart, SemanticType, Task, Tool, ToolContext, ToolParams, ToolResult
+from tools.spelling import spelling_variants
 from tools.typing_rules import (
     boolean_words,
     code_shaped_share,
@@ -66,6 +72,7 @@ from tools.typing_rules import (
 )
 
 SAMPLE_CELLS = 2000
+MAX_SPELLINGS = 5000
 TYPES: tuple[str, ...] = get_args(SemanticType)
 _MAX_CLASS_COUNTS = 50
 
@@ -90,6 +97,8 @@ class ColumnFacts:
     numeric_as_text: bool = False
     unit: str | None = None
     unparseable: int = 0
+    #: Cells per distinct text value as written (untrimmed), for a text column that is not numbers.
+    spellings: pd.Series | None = None
 
     @property
     def n_valid(self) -> int:
@@ -151,6 +160,7 @@ def _string_facts(text: pd.Series, base: dict[str, Any]) -> ColumnFacts:
     facts = ColumnFacts(**base, kind="string", counts=counts[~marks & ~words], sentinels=_as_dict(counts[marks]))
     parsed, facts.unit = numbers_in_text(facts.counts)
     if parsed is None:  # not numbers: a word such as "unknown" is an answer, a level of its own
+        facts.spellings = raw
         facts.counts, facts.level_codes = counts[~marks], _as_dict(counts[words])
         nines = _nines_codes(facts.counts)
         facts.sentinels.update(_as_dict(facts.counts[nines]))
@@ -393,10 +403,24 @@ def column_profile(name: str, series: pd.Series, declared_id: bool = False) -> t
     }
     if kind in ("categorical", "boolean", "constant"):
         profile["top_values"] = [[_label(v), int(c)] for v, c in facts.counts.head(5).items()]
+    if kind == "categorical":
+        profile["spelling_variants"] = _spelling_variants(facts)
     number_like = kind == "numeric" or (facts.numeric_as_text and kind not in ("identifier", "constant"))
     if facts.numbers is not None and number_like:
         profile["stats"] = numeric_stats(facts.numbers)
     return profile, facts
+
+
+def _spelling_variants(facts: ColumnFacts) -> int:
+    """Distinct spellings that fold into another category by case, spacing, punctuation or a one-letter
+    abbreviation (:func:`tools.spelling.spelling_variants`); missing-value codes aside. 0 for numbers, and
+    for a column of more than ``MAX_SPELLINGS`` distinct values (not worth the time in a profile)."""
+    raw = facts.spellings
+    if raw is None or len(raw) > MAX_SPELLINGS:
+        return 0
+    codes = set(facts.sentinels)
+    counts = {str(v): int(n) for v, n in raw.items() if str(v).strip() not in codes}
+    return spelling_variants(counts)
 
 
 def profile_table(

@@ -91,3 +91,32 @@ def test_missing_target_rows_are_dropped_for_ml_readiness() -> None:
     plan = {s.key: s for s in RuleBasedCoordinator().plan(PlanningState(profile, "y", "classification", []))}
     assert plan["drop_rows:missing_target"].params == {"missing_target": True}
     assert "4 row(s) have no value for the target" in plan["drop_rows:missing_target"].rationale
+
+
+def test_spelling_variants_get_one_spelling_before_imputation_and_outliers() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from tools.feature_types import profile_table
+
+    rng = np.random.default_rng(0)
+    n = 140
+    table = pd.DataFrame({
+        "sex": rng.choice(["Male", "male", "M", "Female", "female", "F", " f "], n),
+        "city": rng.choice(["Leeds", "York"], n),
+        "weight": np.where(np.arange(n) % 10 == 0, np.nan, rng.normal(70, 5, n)),
+        "y": rng.choice(["a", "b"], n),
+    })  # fmt: skip
+
+    def plan(frame: pd.DataFrame) -> list:
+        profile = profile_table(frame, target="y", task="classification")
+        return RuleBasedCoordinator().plan(PlanningState(profile, "y", "classification", []))
+
+    steps = plan(table)
+    keys = [s.key for s in steps]
+    assert keys.index("harmonise_categories") < keys.index("impute")
+    step = steps[keys.index("harmonise_categories")]
+    assert step.params == {"columns": ["sex"]}
+    assert "`sex` has 5 spelling(s)" in step.rationale and "city" not in step.rationale
+    clean = table.assign(sex=table["sex"].str.strip().str[0].str.upper())
+    assert "harmonise_categories" not in [s.key for s in plan(clean)]
