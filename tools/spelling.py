@@ -26,20 +26,23 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 MAX_EDITS = 2
 #: A group joins a near miss only when that one is this many times as frequent.
 FREQUENCY_RATIO = 10
 MIN_NEAR_MISS_LENGTH = 4
 #: Near misses compare every pair of groups; beyond this many groups only keys and abbreviations are used.
-MAX_NEAR_MISS_GROUPS = 2000
+MAX_NEAR_MISS_GROUPS = 1000
 SHORT_FORMS = {"y": "yes", "n": "no", "t": "true", "f": "false"}
 
 _SIGNS = ((re.compile(r"\+"), " plus "), (re.compile(r"<"), " lt "), (re.compile(r">"), " gt "))
 _TRAILING_MINUS = re.compile(r"-(?=\s|$)")
 _PUNCTUATION = re.compile(r"[^\w\s]|_")
+_DIGITS = re.compile(r"\D")
 
 
 def fingerprint(value: str) -> str:
@@ -130,16 +133,20 @@ def similarity(a: str, b: str) -> float:
 
 
 def near_miss_target(key: str, count: int, roots: list[Group], threshold: float) -> Group | None:
-    """The one far more frequent group whose key is a near miss of ``key``; none when there is none or two."""
+    """The one far more frequent group whose key is a near miss of ``key``; none when there is none or two.
+
+    ``roots`` are ordered by count, most frequent first."""
     if len(key) < MIN_NEAR_MISS_LENGTH or key.startswith("\0"):
         return None
-    digits = re.sub(r"\D", "", key)
+    digits = _DIGITS.sub("", key)
     best: list[tuple[int, Group]] = []
-    for root in roots:
+    for root in roots:  # most frequent first: past the first one too rare to join, none can be joined
+        if root.count < FREQUENCY_RATIO * count:
+            break
         other = root.key
-        if root.count < FREQUENCY_RATIO * count or len(other) < MIN_NEAR_MISS_LENGTH or other.startswith("\0"):
+        if abs(len(other) - len(key)) > MAX_EDITS or len(other) < MIN_NEAR_MISS_LENGTH or other.startswith("\0"):
             continue
-        if re.sub(r"\D", "", other) != digits:
+        if _DIGITS.sub("", other) != digits or _letter_bound(key, other) > MAX_EDITS:
             continue
         edits = edit_distance(key, other)
         if edits <= MAX_EDITS and 1.0 - edits / max(len(key), len(other)) >= threshold:
@@ -149,6 +156,17 @@ def near_miss_target(key: str, count: int, roots: list[Group], threshold: float)
     closest = min(edits for edits, _ in best)
     tied = [root for edits, root in best if edits == closest]
     return tied[0] if len(tied) == 1 else None
+
+
+@lru_cache(maxsize=65536)
+def _letters(key: str) -> Counter[str]:
+    return Counter(key)
+
+
+def _letter_bound(a: str, b: str) -> int:
+    """A lower bound of the edit distance, cheap: an edit adds or removes at most one letter on each side."""
+    left, right = _letters(a), _letters(b)
+    return max(sum((left - right).values()), sum((right - left).values()))
 
 
 def group_spellings(counts: Mapping[str, int], near_miss: bool = True, threshold: float = 0.75) -> list[Group]:
