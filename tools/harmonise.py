@@ -98,15 +98,15 @@ def reapply_harmonise(table: pd.DataFrame, fitted: dict) -> pd.DataFrame:
             else:
                 mapping[value] = known
         changes = {k: v for k, v in mapping.items() if k != v}
-        hit = text.index[text.isin(list(changes))]
-        if len(hit):
-            col = col.copy()
-            col.loc[hit] = text.loc[hit].map(changes)
+        if text.isin(list(changes)).any():
+            mapped = col.map(lambda v, changes=changes: changes.get(v, v) if isinstance(v, str) else v)
+            col = mapped.astype(col.dtype) if isinstance(col.dtype, pd.StringDtype) else mapped
         out[name] = col
         if left:
             shown = ", ".join(repr(v) for v in left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
             noun = "value" if len(left) == 1 else "values"
-            notes.append(f"column {name!r}: {len(left)} {noun} not seen when fitted, left as they are: {shown}")
+            kept = "left as it is" if len(left) == 1 else "left as they are"
+            notes.append(f"column {name!r}: {len(left)} {noun} not seen when fitted, {kept}: {shown}")
     out.attrs["copilot_notes"] = notes
     return out
 
