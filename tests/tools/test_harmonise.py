@@ -175,3 +175,12 @@ def test_spelling_helpers() -> None:
         "No",
         "not known",
     ]
+
+
+@pytest.mark.parametrize("dtype", [object, "str", "string", "category"])
+def test_reapply_works_by_value_whatever_the_index_and_dtype(dtype: object) -> None:
+    fitted = {"columns": {"v": {"mapping": {"a": "A", "A": "A"}, "keys": {"a": "A"}, "role": "feature"}}}
+    table = pd.DataFrame({"v": pd.Series(["a", "A", None, "b"], dtype=dtype, index=[1, 1, 2, 2])})
+    out = reapply_harmonise(table, fitted)
+    assert out["v"].tolist()[:2] == ["A", "A"] and pd.isna(out["v"].iloc[2]) and out["v"].iloc[3] == "b"
+    assert out.attrs["copilot_notes"] == ["column 'v': 1 value not seen when fitted, left as it is: 'b'"]
