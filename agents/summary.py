@@ -192,7 +192,7 @@ def _coarse_cells(column: pd.Series, info: dict[str, Any], cells: np.ndarray) ->
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         values = column.astype(float)
     else:
-        values = parse_numbers(column.astype("str").str.strip(), info.get("unit"))
+        values = parse_numbers(column.astype("str").str.strip(), info.get("unit"), info.get("decimal_mark", "."))
     return values.map(lambda v: np.nan if pd.isna(v) else coarse(float(v), cells)).astype(object)
 
 

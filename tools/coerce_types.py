@@ -6,12 +6,16 @@ missing; a code matches after trimming, in any case, and a numeric code also
 matches by value, so ``-999`` matches ``-999.0``):
 
 - **numeric**: the unit ("kg", "$", "%") is stripped from the start or end of
-  each cell, thousands commas are dropped, and the rest is read as a number
-  (float64; "12%" becomes 12). Values outside ``[min, max]`` become missing and
-  are counted apart from cells that do not parse.
+  each cell, thousands separators are dropped, and the rest is read as a number
+  (float64; "12%" becomes 12). The decimal mark is the column's own: with
+  ``decimal`` ``","`` (detected from cells such as ``3,5`` or ``1.234,56``) the
+  point, a space or an apostrophe separates thousands and a comma the decimals;
+  with ``"."`` it is the other way round. Values outside ``[min, max]`` become
+  missing and are counted apart from cells that do not parse.
 - **boolean**: yes/y/true/t/1 become 1.0 and no/n/false/f/0 become 0.0 (any
   case), stored as float64 so that imputers and models see a number; True/False
-  and 0/1 columns are mapped the same way, so train and new data agree.
+  and 0/1 columns are mapped the same way, so train and new data agree, and a
+  ``yes`` typed into a column of 0s and 1s is a 1.
 - **datetime**: text is parsed as dates (mixed formats allowed) into
   ``datetime64[us]``; time zones are converted to UTC. Expanding dates into
   features is left to later steps.
@@ -76,6 +80,11 @@ class ColumnSchema(BaseModel):
         description="Unit written in the cells to strip before reading numbers, e.g. 'kg' or '$' "
         "(numeric only). Null keeps the detected unit; '' means none.",
     )
+    decimal: Literal[".", ","] | None = Field(
+        None,
+        description="Decimal mark written in the cells (numeric only): ',' reads '1.234,5' as 1234.5, '.' reads "
+        "'1,234.5' so. Null keeps the detected mark.",
+    )
     min: float | None = Field(None, description="Smallest valid value (numeric only); smaller values become missing.")
     max: float | None = Field(None, description="Largest valid value (numeric only); larger values become missing.")
 
@@ -97,7 +106,7 @@ def reapply_coerce_types(table: pd.DataFrame, fitted: dict) -> pd.DataFrame:
     """Apply the schema in ``fitted["columns"]`` to ``table`` (a copy is returned).
 
     Each entry: ``type`` (numeric, categorical, boolean, datetime, text, or null
-    to keep the values), ``sentinels``, ``unit``, ``min``, ``max`` and ``role``
+    to keep the values), ``sentinels``, ``unit``, ``decimal``, ``min``, ``max`` and ``role``
     ("feature" or "target"; new data may come without its target column).
     Self-contained: its source is copied into the exported pipeline.
     """
@@ -121,7 +130,7 @@ def reapply_coerce_types(table: pd.DataFrame, fitted: dict) -> pd.DataFrame:
             is_code |= pd.to_numeric(keys, errors="coerce").isin(values)
         return col.mask(is_code) if is_code.any() else col
 
-    def to_numbers(col: pd.Series, unit: str | None) -> pd.Series:
+    def to_numbers(col: pd.Series, unit: str | None, decimal: str) -> pd.Series:
         if is_number(col):
             return col.astype("float64")
         if pd.api.types.is_timedelta64_dtype(col):
@@ -129,15 +138,20 @@ def reapply_coerce_types(table: pd.DataFrame, fitted: dict) -> pd.DataFrame:
         text = col.astype("str").str.strip()
         if unit:
             text = text.str.replace(rf"(?i)^{re.escape(unit)}\s*|\s*{re.escape(unit)}$", "", regex=True)
-        if text.str.contains(",", regex=False).any():
-            text = text.str.replace(r"(?<=\d),(?=\d{3}(?!\d))", "", regex=True).str.strip()
+        group = re.escape(("," if decimal == "." else ".") + " \u00a0\u202f'")
+        if text.str.contains(rf"\d[{group}]\d", regex=True).any():
+            text = text.str.replace(rf"(?<=\d)[{group}](?=\d{{3}}(?!\d))", "", regex=True).str.strip()
+        if decimal == ",":
+            text = text.str.replace(",", ".", regex=False).mask(text.str.contains(".", regex=False))
         numbers = pd.to_numeric(text, errors="coerce").astype("float64")
         return numbers.where(np.isfinite(numbers))
 
     def to_booleans(col: pd.Series) -> pd.Series:
         words = {"yes": 1.0, "y": 1.0, "true": 1.0, "t": 1.0, "1": 1.0, "1.0": 1.0}
         words |= {"no": 0.0, "n": 0.0, "false": 0.0, "f": 0.0, "0": 0.0, "0.0": 0.0}
-        return col.astype("str").str.strip().str.lower().map(words).astype("float64")
+        keys = col.astype("str").str.strip().str.lower()
+        numbers = pd.to_numeric(keys, errors="coerce")  # "1.00" is a 1 too
+        return keys.map(words).fillna(numbers.where(numbers.isin([0.0, 1.0]))).astype("float64")
 
     def to_dates(col: pd.Series) -> pd.Series:
         if pd.api.types.is_datetime64_any_dtype(col):
@@ -163,7 +177,7 @@ def reapply_coerce_types(table: pd.DataFrame, fitted: dict) -> pd.DataFrame:
         col = drop_codes(out[name], spec.get("sentinels") or [])
         kind = spec.get("type")
         if kind == "numeric":
-            col = to_numbers(col, spec.get("unit"))
+            col = to_numbers(col, spec.get("unit"), spec.get("decimal") or ".")
             low, high = spec.get("min"), spec.get("max")
             col = col.mask(col < low) if low is not None else col
             col = col.mask(col > high) if high is not None else col
@@ -192,21 +206,28 @@ def infer_schema(profile: dict[str, Any], target: str | None, id_columns: list[s
             continue
         if col["type"] == "constant":
             continue
-        kind = "numeric" if col["numeric_as_text"] else col["type"]
-        schema[name] = _spec(kind, col["sentinels"], unit=col["unit"] if kind == "numeric" else None)
+        kind = _cast_type(col)
+        numeric = kind == "numeric"
+        schema[name] = _spec(kind, col["sentinels"], col["unit"] if numeric else None,
+                             col.get("decimal_mark", ".") if numeric else None)  # fmt: skip
     return schema
+
+
+def _cast_type(profile: dict[str, Any]) -> str:
+    """The type a feature column is cast to: numbers written as text are read as numbers, except in a
+    yes/no column, where a typed ``yes`` is as good as a ``1``."""
+    return "numeric" if profile["numeric_as_text"] and profile["type"] != "boolean" else profile["type"]
 
 
 def _spec(
     kind: str | None,
     sentinels: list[str],
     unit: str | None = None,
-    low: float | None = None,
-    high: float | None = None,
+    decimal: str | None = None,
     role: str = "feature",
 ) -> dict[str, Any]:
-    spec = {"type": kind, "sentinels": list(sentinels), "unit": unit or None, "min": low, "max": high}
-    return spec | {"role": role}
+    spec = {"type": kind, "sentinels": list(sentinels), "unit": unit or None, "decimal": decimal}
+    return spec | {"min": None, "max": None, "role": role}
 
 
 def build_schema(
@@ -248,6 +269,8 @@ def _override(
     if entry.sentinels is None and spec["type"] in ("numeric", "boolean", "datetime"):
         spec["sentinels"] = [*spec["sentinels"], *profile.get("level_codes", {})]  # no level in such a column
     spec["unit"] = spec["unit"] or None
+    if spec["type"] == "numeric" and not spec.get("decimal"):
+        spec["decimal"] = profile.get("decimal_mark", ".")
     _check_numeric_only(name, spec, entry)
     return spec
 
@@ -255,17 +278,17 @@ def _override(
 def _castable(profile: dict[str, Any], role: str) -> str | None:
     if role == "target" or profile["type"] in ("identifier", "constant"):
         return None
-    return "numeric" if profile["numeric_as_text"] else profile["type"]
+    return _cast_type(profile)
 
 
 def _check_numeric_only(name: str, spec: dict[str, Any], entry: ColumnSchema) -> None:
     if spec["type"] != "numeric":
-        if entry.unit or entry.min is not None or entry.max is not None:
+        if entry.unit or entry.decimal or entry.min is not None or entry.max is not None:
             raise ValueError(
-                f"column {name!r}: unit, min and max only apply to numeric columns, and it is "
+                f"column {name!r}: unit, decimal, min and max only apply to numeric columns, and it is "
                 f"{spec['type'] or 'kept as it is'}; set type 'numeric' or drop them"
             )
-        spec["unit"] = None
+        spec["unit"] = spec["decimal"] = None
     if spec["min"] is not None and spec["max"] is not None and spec["min"] > spec["max"]:
         raise ValueError(f"column {name!r}: min {spec['min']} is above max {spec['max']}; swap them")
 

@@ -61,7 +61,10 @@ from tools.base import Chart, SemanticType, Task, Tool, ToolContext, ToolParams,
 from tools.spelling import spelling_variants
 from tools.typing_rules import (
     boolean_words,
+    FALSE_WORDS,
+    TRUE_WORDS,
     code_shaped_share,
+    decimal_mark,
     dominant_unit,
     format_number,
     is_code_word,
@@ -96,6 +99,8 @@ class ColumnFacts:
     numbers: np.ndarray | None = None
     numeric_as_text: bool = False
     unit: str | None = None
+    #: The decimal mark of numbers written as text: "," in ``3,5`` and ``1.234,56``, else ".".
+    decimal: str = "."
     unparseable: int = 0
     #: Cells per distinct text value as written (untrimmed), for a text column that is not numbers.
     spellings: pd.Series | None = None
@@ -158,17 +163,27 @@ def _string_facts(text: pd.Series, base: dict[str, Any]) -> ColumnFacts:
     marks = is_missing_mark(keys).to_numpy()
     words = is_code_word(keys).to_numpy() & ~marks
     facts = ColumnFacts(**base, kind="string", counts=counts[~marks & ~words], sentinels=_as_dict(counts[marks]))
-    parsed, facts.unit = numbers_in_text(facts.counts)
+    parsed, facts.unit, facts.decimal = numbers_in_text(facts.counts)
     if parsed is None:  # not numbers: a word such as "unknown" is an answer, a level of its own
         facts.spellings = raw
         facts.counts, facts.level_codes = counts[~marks], _as_dict(counts[words])
         nines = _nines_codes(facts.counts)
         facts.sentinels.update(_as_dict(facts.counts[nines]))
         facts.counts = facts.counts[~nines]
-        facts.unit = None
+        facts.unit, facts.decimal = None, "."
         return facts
     facts.sentinels.update(_as_dict(counts[words]))
-    return _numeric_text_facts(facts, parsed)
+    return _numeric_text_facts(facts, _yes_no_among_numbers(parsed))
+
+
+def _yes_no_among_numbers(parsed: pd.Series) -> pd.Series:
+    """In a column of 0s and 1s, a ``yes`` or ``no`` typed in is the same answer: 1 or 0, not a cell
+    that fails to parse."""
+    if not set(parsed.dropna().unique()) <= {0.0, 1.0}:
+        return parsed
+    folded = pd.Series(parsed.index, dtype="str").str.lower()
+    words = np.where(folded.isin(TRUE_WORDS), 1.0, np.where(folded.isin(FALSE_WORDS), 0.0, np.nan))
+    return parsed.fillna(pd.Series(words, index=parsed.index))
 
 
 def _numeric_text_facts(facts: ColumnFacts, parsed: pd.Series) -> ColumnFacts:
@@ -184,25 +199,27 @@ def _numeric_text_facts(facts: ColumnFacts, parsed: pd.Series) -> ColumnFacts:
     return facts
 
 
-def numbers_in_text(counts: pd.Series) -> tuple[pd.Series | None, str | None]:
-    """Each distinct text value of ``counts`` as a number, and the unit stripped to get it.
+def numbers_in_text(counts: pd.Series) -> tuple[pd.Series | None, str | None, str]:
+    """Each distinct text value of ``counts`` as a number, the unit stripped to get it, and the decimal
+    mark the cells are written with (:func:`tools.typing_rules.decimal_mark`).
 
-    ``(None, None)`` unless at least 95 % of the cells parse. A unit counts only
-    when at least 5 % of the cells carry it. A sample decides first, so a column
-    of words costs one small parse.
+    ``(None, None, ".")`` unless at least 95 % of the cells parse. A unit counts
+    only when at least 5 % of the cells carry it. A sample decides first, so a
+    column of words costs one small parse.
     """
     if not len(counts):
-        return None, None
+        return None, None, "."
     sample = cell_sample(counts).value_counts()
     keys = pd.Series(sample.index, dtype="str")
-    plain = parse_numbers(keys, None).notna().to_numpy()
+    decimal = decimal_mark(keys, sample)
+    plain = parse_numbers(keys, None, decimal).notna().to_numpy()
     unit = None if plain.all() else dominant_unit(keys[~plain], sample[~plain], 0.05 * sample.sum())
-    if _share(parse_numbers(keys, unit).notna().to_numpy(), sample.to_numpy()) < 0.9:
-        return None, None
-    parsed = parse_numbers(pd.Series(counts.index, dtype="str"), unit)
+    if _share(parse_numbers(keys, unit, decimal).notna().to_numpy(), sample.to_numpy()) < 0.9:
+        return None, None, "."
+    parsed = parse_numbers(pd.Series(counts.index, dtype="str"), unit, decimal)
     if _share(parsed.notna().to_numpy(), counts.to_numpy()) < 0.95:
-        return None, None
-    return pd.Series(parsed.to_numpy(), index=counts.index), unit
+        return None, None, "."
+    return pd.Series(parsed.to_numpy(), index=counts.index), unit, decimal
 
 
 def _nines_codes(counts: pd.Series) -> np.ndarray:
@@ -398,6 +415,7 @@ def column_profile(name: str, series: pd.Series, declared_id: bool = False) -> t
         "level_codes": dict(sorted(facts.level_codes.items(), key=lambda kv: -kv[1])),
         "numeric_as_text": facts.numeric_as_text,
         "unit": facts.unit,
+        "decimal_mark": facts.decimal,
         "unparseable": facts.unparseable,
         "n_unique": facts.n_unique,
     }

@@ -43,10 +43,18 @@ FALSE_WORDS: frozenset[str] = frozenset({"no", "n", "false", "f", "0", "0.0"})
 #: A cell holding one number with an optional unit: a symbol before ("$30", "£1,200") or
 #: a word or symbol after ("72 kg", "5.1cm", "12%").
 _UNIT_CELL = re.compile(
-    r"^(?P<pre>[^\w\s+\-.]{0,3}?)\s*(?P<num>[-+]?(?:\d[\d,]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
-    r"\s*(?P<suf>[^\d\s][^\d]{0,11}?)?$"
+    r"^(?P<pre>[^\w\s+\-.,]{0,3}?)\s*(?P<num>[-+]?(?:\d(?:[\d,.'\u00a0\u202f]|\s(?=\d{3}))*|[.,]\d+)"
+    r"(?:[eE][-+]?\d+)?)\s*(?P<suf>[^\d\s][^\d]{0,11}?)?$"
 )
-_THOUSANDS = r"(?<=\d),(?=\d{3}(?!\d))"
+#: What may separate groups of three digits besides the mark that is not the decimal one: a space, a
+#: no-break or narrow no-break space (``1 234``), or an apostrophe (Swiss ``1'234``).
+_GROUP_MARKS = " \u00a0\u202f'"
+#: Cells that can only be read one way: both marks (the last one is the decimal mark), a comma or point
+#: followed by other than three digits (``3,5``, ``2.25``), or a mark repeated between groups of three.
+_COMMA_DECIMAL = re.compile(r"^\D*\d{1,3}(?:[.\u00a0\u202f' ]\d{3})+,\d*\D*$|^\D*\d*,(?:\d{1,2}|\d{4,})\D*$"
+                            r"|^\D*\d{1,3}(?:\.\d{3}){2,}\D*$")  # fmt: skip
+_POINT_DECIMAL = re.compile(r"^\D*\d{1,3}(?:[,\u00a0\u202f' ]\d{3})+\.\d*\D*$|^\D*\d*\.(?:\d{1,2}|\d{4,})\D*$"
+                            r"|^\D*\d{1,3}(?:,\d{3}){2,}\D*$")  # fmt: skip
 
 #: Column names that read as identifiers: ``id``, ``patient_id``, ``PatientID``, ``case_no``.
 _ID_NAME = re.compile(r"^(?:id|uuid|guid|idx|index|key)$|[_\s\-.](?:id|no|nr|num|number|uuid|key|code)$")
@@ -110,14 +118,31 @@ def dominant_unit(keys: pd.Series, counts: pd.Series, min_cells: float = 1) -> s
     return str(spellings.groupby(level=0).sum().idxmax())
 
 
-def parse_numbers(keys: pd.Series, unit: str | None) -> pd.Series:
-    """Stripped cells as floats after removing ``unit`` and thousands commas; NaN where not a number."""
+def decimal_mark(keys: pd.Series, counts: pd.Series) -> str:
+    """The decimal mark the cells are written with: ``","`` (``3,5``, ``1.234,56``) or ``"."``.
+
+    Only cells that can be read one way vote (weighted by ``counts``); ``1,234`` is either. The comma
+    wins only with more votes than the point, so a column that gives no sign keeps the point.
+    """
+    weights = counts.to_numpy()
+    comma = float(weights[keys.str.contains(_COMMA_DECIMAL).to_numpy()].sum())
+    point = float(weights[keys.str.contains(_POINT_DECIMAL).to_numpy()].sum())
+    return "," if comma > point else "."
+
+
+def parse_numbers(keys: pd.Series, unit: str | None, decimal: str = ".") -> pd.Series:
+    """Stripped cells as floats after removing ``unit`` and the thousands separators; NaN where not a
+    number. ``decimal`` is the decimal mark; the other mark (and a space or apostrophe) may separate
+    groups of three digits."""
     text = keys
     if unit:
         escaped = re.escape(unit)
         text = text.str.replace(rf"(?i)^{escaped}\s*|\s*{escaped}$", "", regex=True)
-    if text.str.contains(",", regex=False).any():
-        text = text.str.replace(_THOUSANDS, "", regex=True).str.strip()
+    group = re.escape(("," if decimal == "." else ".") + _GROUP_MARKS)
+    if text.str.contains(rf"\d[{group}]\d", regex=True).any():
+        text = text.str.replace(rf"(?<=\d)[{group}](?=\d{{3}}(?!\d))", "", regex=True).str.strip()
+    if decimal == ",":  # a point left over in a column written with decimal commas reads as no number
+        text = text.str.replace(",", ".", regex=False).mask(text.str.contains(".", regex=False))
     numbers = pd.to_numeric(text, errors="coerce").astype(float)
     return numbers.where(np.isfinite(numbers))
 
