@@ -100,7 +100,7 @@ def reapply_date_features(table: pd.DataFrame, fitted: dict) -> pd.DataFrame:
         made = {
             "year": dates.dt.year,
             "month": dates.dt.month,
-            "day_of_week": dates.dt.dayofweek,
+            "day_of_week": dates.dt.day_of_week,
             "hour": dates.dt.hour,
             "days_since": (dates - origin) / pd.Timedelta(days=1),
         }
