@@ -33,7 +33,8 @@ def violations(call: ToolCall, guidance: Guidance) -> list[str]:
     found = []
     kept = sorted(set(_dropped_columns(call)) & set(guidance.keep_columns))
     if kept:
-        found.append(f"your rule says keep column(s) {kept}, and this {call.tool} call drops them")
+        how = "replaces them by date features" if call.tool == "date_features" else "drops them"
+        found.append(f"your rule says keep column(s) {kept}, and this {call.tool} call {how}")
     if not guidance.allow_row_drops and _drops_rows(call.tool, call.params):
         found.append(f"your rule says never drop rows, and {call.tool} with these parameters drops rows")
     for column, rule in guidance.ranges.items():
@@ -67,12 +68,14 @@ def output_violations(before: pd.DataFrame, after: pd.DataFrame, guidance: Guida
 
 
 def comply(tool: str, params: dict[str, Any], guidance: Guidance) -> dict[str, Any]:
-    """``params`` changed as little as possible to honour the guidance: kept columns are not dropped,
-    with row drops forbidden a row-dropping action only flags, and ranges are the rules' at their widest.
-    For the fall-back worker."""
+    """``params`` changed as little as possible to honour the guidance: kept columns are not dropped (a
+    kept date column named to date_features stays a date), with row drops forbidden a row-dropping action
+    only flags, and ranges are the rules' at their widest. For the fall-back worker."""
     out = dict(params)
     if tool == "drop_columns":
         out["columns"] = [c for c in out.get("columns", []) if c not in guidance.keep_columns]
+    if tool == "date_features" and out.get("columns"):
+        out["columns"] = {c: "keep" if c in guidance.keep_columns else a for c, a in out["columns"].items()}
     if not guidance.allow_row_drops and _drops_rows(tool, out):
         if tool == "drop_rows":
             out |= {"conditions": [], "max_missing_pct": 100.0}
@@ -89,6 +92,9 @@ def describe_range(rule: Range) -> str:
 
 
 def _dropped_columns(call: ToolCall) -> list[str]:
+    """The columns a call removes: those drop_columns names, and the date columns date_features replaces."""
+    if call.tool == "date_features":
+        return [c for c, action in (call.params.get("columns") or {}).items() if action != "keep"]
     return list(call.params.get("columns", [])) if call.tool == "drop_columns" else []
 
 

@@ -4,12 +4,12 @@ It needs no LLM. Each call to :meth:`RuleBasedCoordinator.plan` looks at the
 current profile (which changes as steps run: coercion reveals missing cells,
 de-duplication removes rows), the human's guidance and what has already
 happened, and returns the remaining steps in the order of the data-centric
-taxonomy: baseline score, schema (types, then one spelling per category),
-target rows, duplicates, leakage, anomalies, label quality, missingness, final
-score. Label quality comes before
-imputation so that no cell is filled in from a row whose label is wrong (the
-label models handle missing cells themselves). A step that ran, failed or was
-skipped is never proposed again under the same key.
+taxonomy: baseline score, schema (types, then one spelling per category, then
+dates as numbers), target rows, duplicates, leakage, anomalies, label quality,
+missingness, final score. Label quality comes before imputation so that no
+cell is filled in from a row whose label is wrong (the label models handle
+missing cells themselves). A step that ran, failed or was skipped is never
+proposed again under the same key.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class RuleBasedCoordinator:
     def plan(self, state: PlanningState) -> list[PlanStep]:
         """The remaining steps, first one next."""
         rules: list[Callable[[PlanningState], PlanStep | None]] = [
-            _baseline, _coerce, _harmonise, _drop_useless_columns, _drop_missing_target, _duplicates, _leakage,
+            _baseline, _coerce, _harmonise, _dates, _drop_useless_columns, _drop_missing_target, _duplicates, _leakage,
             _drop_leaky_columns, _outliers, _label_issues, _impute,
         ]  # fmt: skip
         steps = [step for rule in rules if (step := rule(state)) is not None]
@@ -114,6 +114,8 @@ def _coerce(state: PlanningState) -> PlanStep | None:
             notes.append(f"`{col}` has {info['sentinel_count']} missing-value code(s) {codes}")
         if info.get("unit"):
             notes.append(f"`{col}` has the unit {info['unit']!r} inside its cells")
+        if info["type"] == "datetime" and not str(info.get("dtype", "")).startswith("datetime"):
+            notes.append(f"`{col}` holds dates stored as text")
     if not notes:
         return None
     kept = [f"{', '.join(map(repr, list(info['level_codes'])[:2]))} in `{col}`"
@@ -137,6 +139,26 @@ def _harmonise(state: PlanningState) -> PlanStep | None:
                               "as 'M' for 'male'); give each category one spelling, so that models and counts see "
                               "one category, not several. Check the mapping before approving.",
                     expected="Fewer distinct values in those columns; no cell becomes missing.")  # fmt: skip
+
+
+def _dates(state: PlanningState) -> PlanStep | None:
+    dates = [c for c, info in state.features().items() if info["type"] == "datetime"]
+    if not dates:
+        return None
+    keep = [c for c in dates if c in state.guidance.keep_columns]
+    columns = {c: "keep" if c in keep else "features" for c in dates}
+    made = [c for c in dates if c not in keep]
+    if not made:
+        return None
+    names = ", ".join(f"`{c}`" for c in made[:4]) + (f" and {len(made) - 4} more" if len(made) > 4 else "")
+    kept = f" {', '.join(f'`{c}`' for c in keep)} stay as dates, as you asked." if keep else ""
+    verb = "holds" if len(made) == 1 else "hold"
+    return PlanStep(key="date_features", tool="date_features", params={"columns": columns},
+                    rationale=f"{names} {verb} dates, which a model cannot read as they are; replace each by its "
+                              "year, month, day of the week and days since the earliest date (and the hour where "
+                              "it has times of day), measured from the same day in new data." + kept,
+                    expected="Each date column replaced by numeric `<column>_year`, `_month`, `_day_of_week` and "
+                             "`_days_since` columns; missing dates stay missing.")  # fmt: skip
 
 
 def _drop_useless_columns(state: PlanningState) -> PlanStep | None:

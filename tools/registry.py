@@ -29,6 +29,7 @@ BUILTIN_TOOLS: tuple[str, ...] = (
     "tools.feature_types:FeatureTypes",
     "tools.coerce_types:CoerceTypes",
     "tools.harmonise:HarmoniseCategories",
+    "tools.date_features:DateFeatures",
     "tools.drop_columns:DropColumns",
     "tools.drop_rows:DropRows",
     "tools.duplicates:Duplicates",

@@ -120,3 +120,47 @@ def test_spelling_variants_get_one_spelling_before_imputation_and_outliers() -> 
     assert "`sex` has 5 spelling(s)" in step.rationale and "city" not in step.rationale
     clean = table.assign(sex=table["sex"].str.strip().str[0].str.upper())
     assert "harmonise_categories" not in [s.key for s in plan(clean)]
+
+
+def test_text_dates_are_parsed_then_turned_into_features() -> None:
+    """A column of date text: coerce_types parses it, then date_features makes numbers of it; after both
+    have run neither is proposed again, and a column the person keeps is left as a date."""
+    import numpy as np
+    import pandas as pd
+
+    from tools.base import ToolContext
+    from tools.coerce_types import CoerceTypes
+    from tools.feature_types import profile_table
+
+    rng = np.random.default_rng(0)
+    n = 120
+    days = pd.Timestamp("2019-01-01") + pd.to_timedelta(rng.integers(0, 700, n), unit="D")
+    table = pd.DataFrame({
+        "visit": [d.strftime("%Y-%m-%d" if i % 2 else "%d %B %Y") for i, d in enumerate(days)],
+        "weight": rng.normal(70, 5, n),
+        "y": rng.choice(["a", "b"], n),
+    })  # fmt: skip
+
+    def plan(frame: pd.DataFrame, history: list[Observation] | None = None, **guidance: Any) -> list:
+        profile = profile_table(frame, target="y", task="classification")
+        state = PlanningState(profile, "y", "classification", [], Guidance(**guidance), history=history or [])
+        return RuleBasedCoordinator().plan(state)
+
+    steps = plan(table)
+    keys = [s.key for s in steps]
+    assert keys.index("coerce_types") < keys.index("date_features") < keys.index("leakage")
+    assert "`visit` holds dates stored as text" in steps[keys.index("coerce_types")].rationale
+    step = steps[keys.index("date_features")]
+    assert step.params == {"columns": {"visit": "features"}}
+    assert "`visit` holds dates" in step.rationale and "weight" not in step.rationale
+    assert "_days_since" in step.expected
+
+    parsed = CoerceTypes().run(table, CoerceTypes.parse_params({}), ToolContext(target="y")).table
+    assert pd.api.types.is_datetime64_any_dtype(parsed["visit"])
+    done = [Observation(key=k, tool=k, status="done") for k in ("evaluate:baseline", "coerce_types")]
+    after = [s.key for s in plan(parsed, done)]
+    assert after[0] == "date_features" and "coerce_types" not in after
+    featurised = Observation(key="date_features", tool="date_features", status="done")
+    assert "date_features" not in [s.key for s in plan(parsed, [*done, featurised])]
+    kept = plan(parsed, done, keep_columns=["visit"])
+    assert "date_features" not in [s.key for s in kept]

@@ -64,6 +64,17 @@ def test_the_guard_quotes_the_rule_each_call_breaks() -> None:
     assert violations(ToolCall("outliers", fixed), rules) == []
 
 
+def test_a_kept_date_column_is_not_replaced_by_its_features() -> None:
+    rules = Guidance(keep_columns=["visit"])
+    call = ToolCall("date_features", {"columns": {"visit": "features", "seen": "drop"}})
+    assert violations(call, rules) == [
+        "your rule says keep column(s) ['visit'], and this date_features call replaces them by date features"
+    ]
+    fixed = comply("date_features", call.params, rules)
+    assert fixed == {"columns": {"visit": "keep", "seen": "drop"}}
+    assert violations(ToolCall("date_features", fixed), rules) == []
+
+
 def test_the_output_guard_sees_what_a_step_did_whatever_its_parameters_said() -> None:
     before = pd.DataFrame({"age": [30.0, 40.0, 50.0, 60.0], "bmi": [20.0, 22.0, np.nan, 30.0],
                            "outcome": ["a", "b", None, "a"]})  # fmt: skip
