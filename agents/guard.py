@@ -73,6 +73,9 @@ def comply(tool: str, params: dict[str, Any], guidance: Guidance) -> dict[str, A
     out = dict(params)
     if tool == "drop_columns":
         out["columns"] = [c for c in out.get("columns", []) if c not in guidance.keep_columns]
+    if tool == "personal_data":  # a kept column stays, as a pseudonym
+        out["columns"] = {c: "pseudonymise" if c in guidance.keep_columns and a == "drop" else a
+                          for c, a in (out.get("columns") or {}).items()}  # fmt: skip
     if not guidance.allow_row_drops and _drops_rows(tool, out):
         if tool == "drop_rows":
             out |= {"conditions": [], "max_missing_pct": 100.0}
@@ -89,6 +92,8 @@ def describe_range(rule: Range) -> str:
 
 
 def _dropped_columns(call: ToolCall) -> list[str]:
+    if call.tool == "personal_data":  # the columns named to drop; the ones it drops by default show in its output
+        return [c for c, action in (call.params.get("columns") or {}).items() if action == "drop"]
     return list(call.params.get("columns", [])) if call.tool == "drop_columns" else []
 
 
