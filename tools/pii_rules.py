@@ -43,7 +43,9 @@ REGIONS = ("US", "GB")
 PHONE_DIGITS = (9, 15)
 
 #: An e-mail address inside text (the scrubber's pattern; ``email-validator`` confirms a match).
-EMAIL_PATTERN = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+EMAIL_PATTERN = (
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+)
 #: A phone number inside text: an optional ``+CC``/``00CC`` and ``(0)``, an optional area code in brackets,
 #: groups of digits split by spaces, dots or hyphens, an optional extension. Only a match of
 #: :data:`PHONE_DIGITS` digits (extension aside) that is not an ISO date counts.
