@@ -566,6 +566,9 @@ def summarise(profile: dict[str, Any]) -> str:
     as_text = [n for n, c in cols.items() if c["numeric_as_text"] and c["type"] != "identifier"]
     if as_text:
         parts.append(f"Numbers are stored as text in {_names(as_text)}.")
+    personal = [f"{n} ({c['personal']})" for n, c in cols.items() if c["type"] == "personal"]
+    if personal:
+        parts.append(f"Personal data in {_names(personal)}: never a feature; personal_data drops or pseudonymises it.")
     missing = sum(c["missing"] for c in cols.values())
     coded = {n: c for n, c in cols.items() if c["sentinel_count"]}
     if missing:
