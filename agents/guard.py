@@ -76,6 +76,9 @@ def comply(tool: str, params: dict[str, Any], guidance: Guidance) -> dict[str, A
         out["columns"] = [c for c in out.get("columns", []) if c not in guidance.keep_columns]
     if tool == "date_features" and out.get("columns"):
         out["columns"] = {c: "keep" if c in guidance.keep_columns else a for c, a in out["columns"].items()}
+    if tool == "personal_data":  # a kept column stays, as a pseudonym
+        out["columns"] = {c: "pseudonymise" if c in guidance.keep_columns and a == "drop" else a
+                          for c, a in (out.get("columns") or {}).items()}  # fmt: skip
     if not guidance.allow_row_drops and _drops_rows(tool, out):
         if tool == "drop_rows":
             out |= {"conditions": [], "max_missing_pct": 100.0}
@@ -92,9 +95,12 @@ def describe_range(rule: Range) -> str:
 
 
 def _dropped_columns(call: ToolCall) -> list[str]:
-    """The columns a call removes: those drop_columns names, and the date columns date_features replaces."""
+    """The columns a call removes: those drop_columns names, the date columns date_features replaces, and
+    the ones personal_data is told to drop (those it drops by default show in its output)."""
     if call.tool == "date_features":
         return [c for c, action in (call.params.get("columns") or {}).items() if action != "keep"]
+    if call.tool == "personal_data":
+        return [c for c, action in (call.params.get("columns") or {}).items() if action == "drop"]
     return list(call.params.get("columns", [])) if call.tool == "drop_columns" else []
 
 

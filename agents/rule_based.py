@@ -4,12 +4,12 @@ It needs no LLM. Each call to :meth:`RuleBasedCoordinator.plan` looks at the
 current profile (which changes as steps run: coercion reveals missing cells,
 de-duplication removes rows), the human's guidance and what has already
 happened, and returns the remaining steps in the order of the data-centric
-taxonomy: baseline score, schema (types, then one spelling per category, then
-dates as numbers), target rows, duplicates, leakage, anomalies, label quality,
-missingness, final score. Label quality comes before imputation so that no
-cell is filled in from a row whose label is wrong (the label models handle
-missing cells themselves). A step that ran, failed or was skipped is never
-proposed again under the same key.
+taxonomy: baseline score, schema (types, then personal data, then one spelling
+per category, then dates as numbers), target rows, duplicates, leakage,
+anomalies, label quality, missingness, final score. Label quality comes before
+imputation so that no cell is filled in from a row whose label is wrong (the
+label models handle missing cells themselves). A step that ran, failed or was
+skipped is never proposed again under the same key.
 """
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ class RuleBasedCoordinator:
     def plan(self, state: PlanningState) -> list[PlanStep]:
         """The remaining steps, first one next."""
         rules: list[Callable[[PlanningState], PlanStep | None]] = [
-            _baseline, _coerce, _harmonise, _dates, _drop_useless_columns, _drop_missing_target, _duplicates, _leakage,
-            _drop_leaky_columns, _outliers, _label_issues, _impute,
+            _baseline, _coerce, _personal, _harmonise, _dates, _drop_useless_columns, _drop_missing_target,
+            _duplicates, _leakage, _drop_leaky_columns, _outliers, _label_issues, _impute,
         ]  # fmt: skip
         steps = [step for rule in rules if (step := rule(state)) is not None]
         steps += [*_requested(state), _final_score(state), *(_backtrack(state) or _clean_held_out(state))]
@@ -105,7 +105,7 @@ def _baseline(state: PlanningState) -> PlanStep:
 def _coerce(state: PlanningState) -> PlanStep | None:
     notes = []
     for col, info in state.profile["columns"].items():
-        if col in state.id_columns:
+        if col in state.id_columns or info["type"] == "personal":
             continue
         if info.get("numeric_as_text"):
             notes.append(f"`{col}` holds numbers stored as text")
@@ -126,6 +126,42 @@ def _coerce(state: PlanningState) -> PlanStep | None:
                     rationale=_sentence(notes) + "; cast them so models read them as numbers and codes as missing."
                               + answers,
                     expected="Text columns become numeric; codes become missing cells.")  # fmt: skip
+
+
+def _personal(state: PlanningState) -> PlanStep | None:
+    found = {c: info.get("personal") or "personal data" for c, info in state.features().items()
+             if info["type"] == "personal"}  # fmt: skip
+    if not found:
+        return None
+    kinds = "; ".join(f"`{c}` holds {_KIND_WORDS.get(k, k)}" for c, k in found.items())
+    scrubbed = [c for c, k in found.items() if k == "free_text_with_pii"]
+    kept = [c for c in found if c in state.guidance.keep_columns and c not in scrubbed]  # kept, as pseudonyms
+    dropped = [c for c in found if c not in scrubbed and c not in kept]
+    fixes, expected = [], []
+    if dropped:
+        fixes.append(f"drop {_names(dropped)}")
+        expected.append(f"{len(dropped)} column(s) fewer")
+    if scrubbed:
+        fixes.append(f"replace the e-mail addresses and phone numbers in {_names(scrubbed)} by [email] and [phone]")
+        expected.append(f"[email] and [phone] in the text of {len(scrubbed)} column(s)")
+    if kept:
+        fixes.append(f"pseudonymise {_names(kept)}, which your rule keeps")
+        expected.append(f"a pseudonym per person in {len(kept)} column(s)")
+    params = {"columns": {c: "pseudonymise" for c in kept}} if kept else {}
+    return PlanStep(key="personal_data", tool="personal_data", params=params,
+                    rationale=f"{_sentence([kinds])}: personal data, which must be neither a model feature nor in "
+                              f"the ML-ready table; {', and '.join(fixes)}. Set a column to `pseudonymise` to keep a "
+                              "stable stand-in per person (a keyed hash), or to `keep` if you need it as it is.",
+                    expected="; ".join(expected) + "; no other column changes.")  # fmt: skip
+
+
+_KIND_WORDS = {"name": "people's names", "email": "e-mail addresses", "phone": "phone numbers",
+               "address": "street addresses", "birth_date": "dates of birth",
+               "free_text_with_pii": "free text with e-mail addresses or phone numbers in it"}  # fmt: skip
+
+
+def _names(columns: list[str]) -> str:
+    return ", ".join(f"`{c}`" for c in columns)
 
 
 def _harmonise(state: PlanningState) -> PlanStep | None:
@@ -166,7 +202,7 @@ def _drop_useless_columns(state: PlanningState) -> PlanStep | None:
     useless = {
         col: ("has a single value" if info["type"] == "constant" else f"is {info['missing_pct']:.0f}% missing")
         for col, info in state.features().items()
-        if col not in keep and (info["type"] == "constant" or info["missing_pct"] >= 95)
+        if col not in keep and info["type"] != "personal" and (info["type"] == "constant" or info["missing_pct"] >= 95)
     }
     if not useless:
         return None
@@ -262,7 +298,7 @@ def _extremes(state: PlanningState) -> list[tuple[str, float, float]]:
 
 def _impute(state: PlanningState) -> PlanStep | None:
     gaps = {c: info["missing"] for c, info in state.features().items()
-            if info["missing"] and info["type"] not in {"text", "identifier", "constant"}}  # fmt: skip
+            if info["missing"] and info["type"] not in {"text", "identifier", "constant", "personal"}}  # fmt: skip
     if not gaps:
         return None
     worst = sorted(gaps.items(), key=lambda kv: -kv[1])[:3]

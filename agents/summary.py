@@ -46,7 +46,7 @@ SAMPLE_SCAN = 500  # rows looked at to find the samples
 QUANTILES = {"p1": 0.01, "p5": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95, "p99": 0.99}
 FAR_IQR = 3.0
 _LEVEL_TYPES = {"categorical", "boolean", "constant"}
-_HIDDEN_TYPES = {"identifier", "text", "datetime"}
+_HIDDEN_TYPES = {"identifier", "text", "datetime", "personal"}
 _COUNTS = ("missing", "missing_pct", "n_unique", "sentinel_count", "unparseable", "spelling_variants")
 LEGEND = {
     "aggregates": "Counts and coarse statistics only. level_i / class_i: the i-th commonest value, its text "

@@ -46,16 +46,17 @@ def is_number_dtype(series: pd.Series) -> bool:
 
 
 def protected_columns(table: pd.DataFrame, ctx: ToolContext) -> set[str]:
-    """Columns no tool may change or learn from: the target, the ids, identifier-typed columns."""
+    """Columns no tool may change or learn from: the target, the ids, identifier- and personal-typed columns
+    (only ``personal_data`` changes those)."""
     kinds = column_kinds(table, ctx)
-    protected = set(ctx.id_columns) | {c for c, k in kinds.items() if k == "identifier"}
+    protected = set(ctx.id_columns) | {c for c, k in kinds.items() if k in ("identifier", "personal")}
     if ctx.target:
         protected.add(ctx.target)
     return protected & set(table.columns)
 
 
 def feature_columns(table: pd.DataFrame, ctx: ToolContext) -> list[str]:
-    """Usable feature columns: no target, no ids, no identifier- or text-typed columns."""
+    """Usable feature columns: no target, no ids, no identifier-, personal- or text-typed columns."""
     kinds = column_kinds(table, ctx)
     protected = protected_columns(table, ctx)
     return [c for c in ctx.feature_columns(table) if c not in protected and kinds[c] != "text"]
@@ -81,6 +82,12 @@ def refuse_protected(table: pd.DataFrame, ctx: ToolContext, columns: Iterable[st
     """Raise a ValueError when the user asks a tool to change the target or an identifier."""
     protected = protected_columns(table, ctx)
     asked = [c for c in columns if c in protected]
+    personal = [c for c in asked if ctx.column_types.get(c) == "personal" and c not in ctx.id_columns]
+    if personal:
+        raise ValueError(
+            f"{tool} leaves personal data alone; drop or pseudonymise {', '.join(map(repr, personal))} "
+            "with personal_data instead"
+        )
     if asked:
         raise ValueError(
             f"{tool} never changes the target or identifier columns; "

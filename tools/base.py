@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 Category = Literal["schema", "missingness", "label_quality", "anomalies", "leakage", "readiness"]
 CATEGORIES: tuple[str, ...] = get_args(Category)
-SemanticType = Literal["numeric", "categorical", "boolean", "datetime", "text", "identifier", "constant"]
+SemanticType = Literal["numeric", "categorical", "boolean", "datetime", "text", "identifier", "constant", "personal"]
 Task = Literal["classification", "regression"]
 ReapplyFn = Callable[[pd.DataFrame, dict[str, Any]], pd.DataFrame]
 

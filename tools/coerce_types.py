@@ -198,7 +198,7 @@ def infer_schema(profile: dict[str, Any], target: str | None, id_columns: list[s
     """
     schema: dict[str, dict] = {}
     for name, col in profile["columns"].items():
-        if col["type"] == "identifier" or name in id_columns:
+        if col["type"] in ("identifier", "personal") or name in id_columns:
             continue
         if name == target:
             if col["sentinels"]:
@@ -258,6 +258,11 @@ def _override(
             f"column {name!r} is an identifier, which coerce_types leaves alone; remove it from "
             "`columns` (or give it a type if it is not an identifier)"
         )
+    if profile["type"] == "personal" and entry.type is None:
+        raise ValueError(
+            f"column {name!r} is personal data ({profile.get('personal', 'recognised')}), which coerce_types leaves "
+            "alone; drop or pseudonymise it with personal_data (or give it a type if it is not personal data)"
+        )
     role = "target" if name == ctx.target else "feature"
     if role == "target" and (entry.type, entry.unit, entry.min, entry.max) != (None, None, None, None):
         raise ValueError(
@@ -276,7 +281,7 @@ def _override(
 
 
 def _castable(profile: dict[str, Any], role: str) -> str | None:
-    if role == "target" or profile["type"] in ("identifier", "constant"):
+    if role == "target" or profile["type"] in ("identifier", "constant", "personal"):
         return None
     return _cast_type(profile)
 

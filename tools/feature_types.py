@@ -7,22 +7,29 @@ Type rules, in order; the first that applies wins:
    whole-number or text values whose name reads as an id (``id``, ``*_id``,
    ``PatientID``, ``case_no``) or whose cells are shaped like ids (codes such as
    ``R00012``, UUIDs, hex digests, or a run of consecutive integers like 1..n).
-2. **constant**: at most one distinct value once missing cells and sentinel codes
+   A text column of pseudonyms written by ``personal_data`` (``p_`` and 16 hex digits) is one too.
+2. **personal**: people's names, e-mail addresses, phone numbers, street addresses, dates of birth, or
+   free text holding e-mail addresses or phone numbers, as :mod:`tools.pii_rules` recognises them from
+   the cells, the column's name and its cardinality; the profile adds the kind (``personal``), the share
+   of sampled cells that agree and masked examples. Judged right after a declared identifier, so a
+   column of unique e-mail addresses is personal, not an identifier. No tool but ``personal_data``
+   reads or changes it, and it is never a feature.
+3. **constant**: at most one distinct value once missing cells and sentinel codes
    are set aside (an all-missing column is constant too: it carries nothing).
-3. **boolean**: stored as booleans; only the numbers 0 and 1; or text words all
+4. **boolean**: stored as booleans; only the numbers 0 and 1; or text words all
    from a yes/no vocabulary (yes/no, y/n, true/false, t/f, 1/0, any case). Other
    two-valued text, such as ``M``/``F``, is categorical.
-4. **datetime**: stored as dates; or text of which at least 95 % of a sample of
+5. **datetime**: stored as dates; or text of which at least 95 % of a sample of
    2,000 cells contains a digit and parses as a date. Numbers are never dates.
-5. **text**: strings, more than half of them distinct, averaging at least 3 words
+6. **text**: strings, more than half of them distinct, averaging at least 3 words
    or 30 characters per cell (on a sample).
-6. **categorical**: other strings; whole numbers with at most 20 distinct values
+7. **categorical**: other strings; whole numbers with at most 20 distinct values
    that are also at most 5 % of the non-missing cells.
-7. **numeric**: the remaining number-like columns, stored as numbers or as text.
+8. **numeric**: the remaining number-like columns, stored as numbers or as text.
    A text column is ``numeric_as_text`` when at least 95 % of its non-sentinel
    cells parse as numbers once one common unit ("kg", "$", "%") is stripped; a
    unit counts when at least 5 % of the cells carry it. Text "0"/"1" columns
-   are numbers first, so rules 3 and 6 apply to them as to stored numbers.
+   are numbers first, so rules 4 and 7 apply to them as to stored numbers.
 
 Sentinels are cells that mean "missing": in any column an empty cell or a marker
 such as ``?``, ``-``, ``NA`` or ``N/A`` (:data:`tools.typing_rules.MISSING_MARKS`);
@@ -58,6 +65,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from tools.base import Chart, SemanticType, Task, Tool, ToolContext, ToolParams, ToolResult
+from tools.pii_rules import SAMPLE_DISTINCT, Finding, hinted, is_pseudonym_column, recognise, sample_distinct
 from tools.spelling import spelling_variants
 from tools.typing_rules import (
     boolean_words,
@@ -255,6 +263,11 @@ def classify(name: str, facts: ColumnFacts, declared_id: bool = False) -> tuple[
     """The semantic type of a column and one sentence of evidence for it."""
     if declared_id:
         return "identifier", "Declared as an identifier column."
+    if _pseudonyms(facts):
+        return "identifier", "Pseudonyms written by personal_data (keyed hashes, one per person)."
+    personal = personal_finding(name, facts)
+    if personal is not None:
+        return "personal", personal.evidence
     if facts.n_unique <= 1:
         return "constant", _constant_evidence(facts)
     id_evidence = _identifier_evidence(name, facts)
@@ -267,6 +280,38 @@ def classify(name: str, facts: ColumnFacts, declared_id: bool = False) -> tuple[
     if facts.numbers is not None:
         return _number_type(facts)
     return _string_type(facts)
+
+
+def _pseudonyms(facts: ColumnFacts) -> bool:
+    if facts.kind != "string" or not facts.n_unique or not str(facts.counts.index[0]).startswith("p_"):
+        return False
+    return is_pseudonym_column(pd.Series(facts.counts.index, dtype="str"))
+
+
+def personal_finding(name: str, facts: ColumnFacts) -> Finding | None:
+    """The personal data a column holds (:mod:`tools.pii_rules`), judged on up to 500 of its distinct values."""
+    if facts.kind == "bool" or not facts.n_unique:
+        return None
+    values = pd.Series(facts.counts.index)
+    if facts.kind == "datetime":
+        if not hinted(name, "birth_date"):
+            return None
+        return recognise(name, [], facts.n_valid, facts.n_unique, dates=pd.to_datetime(values, utc=True))
+    if facts.numbers is not None:
+        if not hinted(name, "phone"):  # only a column named phone may hold its numbers as bare digits
+            return None
+        whole = values[values == values.round()]
+        cells = [format_number(v) for v in whole.head(SAMPLE_DISTINCT)]
+        return recognise(name, cells, facts.n_valid, facts.n_unique, bare_numbers=True)
+    cells = sample_distinct(values)
+    if hinted(name, "birth_date"):
+        sample = pd.Series(cells, dtype="str")
+        if _date_share(sample) >= 0.95:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                dates = pd.to_datetime(sample, format="mixed", errors="coerce", utc=True)
+            return recognise(name, cells, facts.n_valid, facts.n_unique, dates=dates)
+    return recognise(name, cells, facts.n_valid, facts.n_unique)
 
 
 def _constant_evidence(facts: ColumnFacts) -> str:
@@ -419,6 +464,11 @@ def column_profile(name: str, series: pd.Series, declared_id: bool = False) -> t
         "unparseable": facts.unparseable,
         "n_unique": facts.n_unique,
     }
+    if kind == "personal":
+        found = personal_finding(name, facts)
+        assert found is not None
+        profile |= {"personal": found.kind, "personal_share": round(found.share, 4),
+                    "personal_examples": list(found.examples)}  # fmt: skip
     if kind in ("categorical", "boolean", "constant"):
         profile["top_values"] = [[_label(v), int(c)] for v, c in facts.counts.head(5).items()]
     if kind == "categorical":
@@ -534,6 +584,9 @@ def summarise(profile: dict[str, Any]) -> str:
     as_text = [n for n, c in cols.items() if c["numeric_as_text"] and c["type"] != "identifier"]
     if as_text:
         parts.append(f"Numbers are stored as text in {_names(as_text)}.")
+    personal = [f"{n} ({c['personal']})" for n, c in cols.items() if c["type"] == "personal"]
+    if personal:
+        parts.append(f"Personal data in {_names(personal)}: never a feature; personal_data drops or pseudonymises it.")
     missing = sum(c["missing"] for c in cols.values())
     coded = {n: c for n, c in cols.items() if c["sentinel_count"]}
     if missing:
@@ -601,7 +654,8 @@ class FeatureTypes(Tool):
     name = "feature_types"
     description = (
         "Profile every column: its type (numeric, categorical, boolean, datetime, text, identifier, "
-        "constant) with evidence, missing cells including codes such as '?' or -999, numbers stored "
+        "constant, personal: names, e-mail addresses, phone numbers, street addresses, dates of birth, "
+        "free text holding them) with evidence, missing cells including codes such as '?' or -999, numbers stored "
         "as text, units inside cells, summary statistics, the target's classes, duplicate rows and "
         "columns that look like identifiers. Read-only; run it first and after schema changes."
     )

@@ -45,6 +45,7 @@ ModelKind = Literal["hist_gradient_boosting", "linear", "ensemble"]
 Progress = Callable[[float, str], None]
 
 FEATURE_KINDS = ("numeric", "categorical", "boolean", "datetime")
+_SKIPPED = {"text": "free text", "identifier": "an identifier", "personal": "personal data"}
 #: HistGradientBoosting accepts at most 255 levels per categorical feature.
 MAX_LEVELS = 250
 OTHER_LEVEL = "(other)"
@@ -69,7 +70,7 @@ def feature_kinds(table: pd.DataFrame, ctx: ToolContext) -> tuple[dict[str, str]
         elif kind in FEATURE_KINDS:
             usable[column] = kind
         else:
-            skipped[column] = {"text": "free text", "identifier": "an identifier"}.get(kind, kind)
+            skipped[column] = _SKIPPED.get(kind, kind)
     return usable, skipped
 
 

@@ -28,6 +28,7 @@ ENTRY_POINT_GROUP = "copilot.tools"
 BUILTIN_TOOLS: tuple[str, ...] = (
     "tools.feature_types:FeatureTypes",
     "tools.coerce_types:CoerceTypes",
+    "tools.personal_data:PersonalData",
     "tools.harmonise:HarmoniseCategories",
     "tools.date_features:DateFeatures",
     "tools.drop_columns:DropColumns",

@@ -164,3 +164,44 @@ def test_text_dates_are_parsed_then_turned_into_features() -> None:
     assert "date_features" not in [s.key for s in plan(parsed, [*done, featurised])]
     kept = plan(parsed, done, keep_columns=["visit"])
     assert "date_features" not in [s.key for s in kept]
+
+
+def test_personal_data_is_dropped_or_scrubbed_right_after_coercion_and_never_quoted() -> None:
+    import pandas as pd
+    from faker import Faker
+
+    from tools.feature_types import profile_table
+
+    Faker.seed(3)
+    fake = Faker(["en_US", "en_GB"])
+    n = 120
+    emails = [fake.email() for _ in range(n)]
+    table = pd.DataFrame({
+        "patient_name": [fake.name() for _ in range(n)],
+        "email": emails,
+        "notes": [f"{fake.sentence()} Reach me at {emails[i]}." if i % 4 == 0 else fake.sentence() for i in range(n)],
+        "age": [str(20 + i % 60) if i % 10 else "?" for i in range(n)],
+        "city": [["Leeds", "York", "Hull"][i % 3] for i in range(n)],
+        "y": [["a", "b"][i % 2] for i in range(n)],
+    })  # fmt: skip
+
+    def plan(frame: pd.DataFrame, guidance: Guidance | None = None) -> list:
+        profile = profile_table(frame, target="y", task="classification")
+        state = PlanningState(profile, "y", "classification", [], guidance=guidance or Guidance())
+        return RuleBasedCoordinator().plan(state)
+
+    steps = plan(table)
+    keys = [s.key for s in steps]
+    assert keys.index("coerce_types") < keys.index("personal_data") < keys.index("impute")
+    step = steps[keys.index("personal_data")]
+    assert step.tool == "personal_data" and step.params == {}
+    assert "`patient_name` holds people's names" in step.rationale
+    assert "`email` holds e-mail addresses" in step.rationale and "`notes`" in step.rationale
+    assert "city" not in step.rationale and "age" not in step.rationale
+    assert not any(e in step.rationale + step.expected for e in emails + list(table["patient_name"]))
+    assert step.expected.startswith("2 column(s) fewer; [email] and [phone] in the text of 1 column(s)")
+
+    kept = plan(table, Guidance(keep_columns=["email"]))
+    step = next(s for s in kept if s.key == "personal_data")
+    assert step.params == {"columns": {"email": "pseudonymise"}}, "a kept column stays, as a pseudonym"
+    assert "personal_data" not in [s.key for s in plan(table[["age", "city", "y"]])]

@@ -97,6 +97,18 @@ def test_samples_leave_out_identifiers_text_dates_rare_levels_and_outlier_rows()
     assert _summary(table, "categories").get("sample_rows") is None
 
 
+def test_personal_data_gives_its_counts_only_even_where_its_values_are_common() -> None:
+    n = 100
+    table = pd.DataFrame({
+        "email": [f"carer{i % 5}@example.org" for i in range(n)],  # five addresses, each in 20 rows
+        "age": np.arange(n) % 60 + 20,
+        "outcome": ["sick", "well"] * (n // 2),
+    })  # fmt: skip
+    out = _summary(table, "samples")
+    assert out["columns"]["email"]["type"] == "personal" and "levels" not in out["columns"]["email"]
+    assert "@" not in json.dumps(out) and all("email" not in row for row in out["sample_rows"])
+
+
 @st.composite
 def _number_columns(draw: st.DrawFn) -> np.ndarray:
     """Whole numbers from a few or many distinct values, or decimals, with a few extremes added."""
