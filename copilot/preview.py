@@ -46,6 +46,18 @@ def summarise(before: pd.DataFrame, after: pd.DataFrame, result: dict[str, Any],
         "columns": columns,
         "cells": _cell_sample(before, after, changed),
         "class_counts": _class_counts(before, after, target),
+        "mappings": _mappings(result.get("findings") or {}),
+    }  # fmt: skip
+
+
+def _mappings(findings: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The value groups the step made, per column, for the person to edit: its ``findings.mapping_groups``
+    (harmonise_categories: each category with the spellings it gathers and their cells)."""
+    groups = findings.get("mapping_groups") or {}
+    return {
+        str(column): [{"category": str(g["canonical"]), "cells": int(g["count"]),
+                       "variants": {str(v): int(n) for v, n in g["variants"].items()}} for g in found]
+        for column, found in groups.items()
     }  # fmt: skip
 
 

@@ -33,6 +33,15 @@ def preview_lines(preview: PreviewView) -> list[str]:
     moved = {k: v for k, v in counts.items() if v[0] != v[1]}
     if moved:
         lines.append("classes: " + ", ".join(f"{k} {b} → {a}" for k, (b, a) in list(moved.items())[:SHOWN]))
+    return lines + _mapping_lines(preview)
+
+
+def _mapping_lines(preview: PreviewView) -> list[str]:
+    """One line per column whose spellings the step would gather: ``sex: 'male', 'M' → 'Male'``."""
+    lines = []
+    for column, groups in list(preview.mappings.items())[:SHOWN]:
+        parts = [", ".join(repr(v) for v in g.variants if v != g.category) + f" → {g.category!r}" for g in groups]
+        lines.append(f"would map {column}: " + "; ".join(parts[:SHOWN]) + (" …" if len(parts) > SHOWN else ""))
     return lines
 
 

@@ -73,6 +73,14 @@ class ChangedCell(BaseModel):
     after: Any
 
 
+class MappingGroup(BaseModel):
+    """One category a step would make, with the spellings it gathers: edit them with the step's ``mapping``."""
+
+    category: str
+    cells: int
+    variants: dict[str, int] = Field(description="Each spelling, as written, with its number of cells.")
+
+
 class PreviewView(BaseModel):
     """What approving the pending step would change: the step ran in the sandbox on ``base_version`` and its
     table waits as a pending version. Approving commits exactly it (``content_hash``), with no second run."""
@@ -100,6 +108,11 @@ class PreviewView(BaseModel):
     columns: list[ColumnChange]
     cells: list[ChangedCell] = Field(description="A sample of changed cells; page with .../previews/{id}/cells.")
     class_counts: dict[str, list[int]] | None = Field(description="Rows per class of the target: [before, after].")
+    mappings: dict[str, list[MappingGroup]] = Field(
+        default_factory=dict,
+        description="Per column, the categories the step would make and the spellings each gathers "
+        "(harmonise_categories); change them with the step's `mapping` parameter and preview again.",
+    )
     duration_s: float | None
 
 

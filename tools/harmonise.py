@@ -243,7 +243,11 @@ class HarmoniseCategories(Tool):
         return ToolResult(
             summary=summarise(reports),
             table=out,
-            findings={"columns": reports, "changed_columns": [r["column"] for r in changed]},
+            findings={
+                "columns": reports,
+                "changed_columns": [r["column"] for r in changed],
+                "mapping_groups": {r["column"]: r["groups"] for r in changed},
+            },
             metrics=metrics,
             charts=[chart] if changed else [],
             fitted=fitted,

@@ -18,8 +18,9 @@ Three methods, run in this order, each failing closed (when in doubt, values sta
    when every one-letter key of the column stands for exactly one group: in a column of grades ``A`` to
    ``F`` with a ``Fail``, no letter is an abbreviation.
 
-A group's canonical spelling is its most frequent spelling as written, spaces around it aside (`` f `` is
-never chosen while ``F`` or ``female`` is there); ties go to the first in sort order.
+A group's canonical spelling is its most frequent spelling as written among those of its own key, spaces
+around it aside: an abbreviation or a misspelling is never chosen while the word is there (``F`` never
+stands for ``female``), nor `` f `` while ``F`` is; ties go to the first in sort order.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class Group:
 
     @property
     def canonical(self) -> str:
-        trimmed = [v for v in self.variants if v == v.strip()] or list(self.variants)
+        own = [v for v in self.variants if self.how.get(v, "key") == "key"] or list(self.variants)
+        trimmed = [v for v in own if v == v.strip()] or own
         return self.chosen or min(trimmed, key=lambda v: (-self.variants[v], v))
 
     def absorb(self, other: Group, how: str) -> None:

@@ -1,5 +1,6 @@
 // The approval card for the pending step: its preview, and a form generated from its params_schema.
 import { h } from "./dom.js";
+import { mappingEditor } from "./mapping.js";
 import { renderPreview } from "./preview.js";
 
 // The non-null branch of an `anyOf: [X, {type: null}]`, and $ref resolved against the root schema.
@@ -118,11 +119,15 @@ export function approvalCard(step, { sessionId, onApprove, onPreview, onReject, 
     return onReject(reason.value.trim());
   }
 
+  const mappingField = fields.find((f) => f.name === "mapping");
+  const mappings = step.preview?.mappings || {};
+  const editor = mappingField && Object.keys(mappings).length ? mappingEditor(mappings, mappingField.el, update) : null;
+
   const element = h("section", { class: "card approval", "aria-labelledby": "approval-title", "data-proposal": step.proposal },
     h("h2", { id: "approval-title" }, `Approve step ${step.id}: ${step.tool}?`),
     h("p", { class: "rationale" }, step.rationale),
     renderPreview(step.preview, sessionId),
-    h("form", { onsubmit: (e) => e.preventDefault(), oninput: update, onchange: update },
+    h("form", { onsubmit: (e) => e.preventDefault(), oninput: update, onchange: update }, editor,
       fields.length ? h("fieldset", {}, h("legend", {}, "Parameters"), fields.map((f) => f.node)) : h("p", {}, "No parameters."),
       h("div", { class: "actions" }, approveButton, previewButton), hint,
       h("div", { class: "field reject" }, h("label", { for: "reject-reason" }, "Reason to reject (Esc)"), reason, rejectButton)));

@@ -101,3 +101,23 @@ def test_values_no_json_client_reads_are_shown_as_text() -> None:
     assert [c["before"] for c in shown["cells"]] == ["inf", "-inf"]
     gone = dropped_page(before, before.head(1), {}, 0, 10)["rows"]
     assert [r["values"]["x"] for r in gone] == ["inf", "-inf"]
+
+
+def test_a_harmonise_preview_carries_its_mapping_for_the_person_to_edit() -> None:
+    from copilot.preview_text import preview_lines
+    from copilot.views import PreviewView
+    from tools.base import ToolContext
+    from tools.harmonise import HarmoniseCategories
+
+    before = pd.DataFrame({"sex": ["Male"] * 6 + ["male"] * 3 + ["M", "Female", "female", "F"] * 2, "n": range(17)})
+    result = HarmoniseCategories().run(before, HarmoniseCategories.parse_params({}), ToolContext())
+    shown = summarise(before, result.table, {"findings": result.findings}, target=None)
+    assert shown["mappings"] == {"sex": [
+        {"category": "Male", "cells": 11, "variants": {"Male": 6, "male": 3, "M": 2}},
+        {"category": "Female", "cells": 6, "variants": {"Female": 2, "female": 2, "F": 2}},
+    ]}  # fmt: skip
+    view = PreviewView.model_validate(shown | {"id": "p", "status": "ready", "base_version": "v", "version": None,
+                                               "content_hash": None, "params": {}, "duration_s": None})  # fmt: skip
+    assert "would map sex: 'male', 'M' → 'Male'; 'F', 'female' → 'Female'" in preview_lines(view)
+    unchanged = summarise(before, before, {"findings": {}}, target=None)
+    assert unchanged["mappings"] == {}

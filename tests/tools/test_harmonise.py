@@ -67,6 +67,13 @@ def test_the_canonical_spelling_is_the_most_frequent_one_as_written() -> None:
     assert set(result.table["sex"]) == {"male", "Female"}  # female and Female tie: the first in sort order
 
 
+def test_an_abbreviation_or_a_misspelling_never_names_the_category() -> None:
+    groups = group_spellings({"F": 50, "Female": 5, "female": 5, "M": 40, "male": 10, "femal": 1})
+    assert [(g.canonical, g.count) for g in groups] == [("Female", 61), ("male", 50)]
+    tie = group_spellings({"F": 2, "Female": 2, "female": 2})
+    assert [g.canonical for g in tie] == ["Female"]
+
+
 def test_two_frequent_near_spellings_stay_apart() -> None:
     table = sex_table({"Leeds": 50, "Lees": 45, "York": 40})
     result = harmonise(table)
