@@ -168,26 +168,37 @@ def reapply_coerce_types(table: pd.DataFrame, fitted: dict) -> pd.DataFrame:
         dates = np.where(codes >= 0, values[codes], np.datetime64("NaT", "us"))
         return pd.Series(dates, index=col.index, name=col.name, dtype="datetime64[us]")
 
+    def lost(name: str, before: pd.Series, gone: pd.Series, what: str) -> list[str]:
+        if not gone.any():
+            return []
+        shown = ", ".join(repr(v) for v in before[gone].astype("str").unique()[:3])
+        return [f"column {name!r}: {int(gone.sum())} cell(s) {what} and became missing, e.g. {shown}"]
+
     out = table.copy()
+    notes = list(out.attrs.get("copilot_notes", []))
     for name, spec in fitted["columns"].items():
         if name not in out.columns:
             if spec.get("role") == "target":
                 continue
             raise ValueError(f"column {name!r} is missing from the data; the pipeline expects it")
         col = drop_codes(out[name], spec.get("sentinels") or [])
-        kind = spec.get("type")
+        present, kind = col.notna(), spec.get("type")
         if kind == "numeric":
             col = to_numbers(col, spec.get("unit"), spec.get("decimal") or ".")
+            notes += lost(name, out[name], present & col.isna(), "could not be read as numbers")
             low, high = spec.get("min"), spec.get("max")
-            col = col.mask(col < low) if low is not None else col
-            col = col.mask(col > high) if high is not None else col
-        elif kind == "boolean":
-            col = to_booleans(col)
-        elif kind == "datetime":
-            col = to_dates(col)
+            span = f"fell outside [{-np.inf if low is None else low:g}, {np.inf if high is None else high:g}]"
+            ranged = col.mask(col < low) if low is not None else col
+            ranged = ranged.mask(ranged > high) if high is not None else ranged
+            notes += lost(name, out[name], col.notna() & ranged.isna(), span)
+            col = ranged
+        elif kind in ("boolean", "datetime"):
+            col = to_booleans(col) if kind == "boolean" else to_dates(col)
+            notes += lost(name, out[name], present & col.isna(), f"could not be read as {kind}")
         elif kind in ("categorical", "text") and pd.api.types.is_object_dtype(col):
             col = col.astype("str")
         out[name] = col
+    out.attrs["copilot_notes"] = notes
     return out
 
 
@@ -446,6 +457,7 @@ class CoerceTypes(Tool):
         fitted = {"columns": schema}
         ctx.progress(0.5, f"converting {len(schema)} columns")
         out = reapply_coerce_types(table, fitted)
+        out.attrs.pop("copilot_notes", None)  # on the training table the findings say it, with rows
         ctx.check_cancelled()
         reports = measure(table, out, schema)
         _refuse_mostly_unconvertible(reports, table)

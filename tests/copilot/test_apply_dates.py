@@ -57,10 +57,12 @@ def test_pipeline_applies_the_date_features_to_new_data_from_the_fitted_origin(t
     np.testing.assert_array_equal(out["visit_days_since"].to_numpy(), ((days - origin).dt.days).to_numpy(float))
     np.testing.assert_array_equal(out["visit_day_of_week"].to_numpy(), days.dt.day_of_week.to_numpy(float))
     assert out["visit_days_since"].iloc[0] == cleaned["visit_days_since"].iloc[1]  # the same date, the same number
-    assert out.attrs["copilot_notes"] == [
+    assert out.attrs["copilot_notes"] == [  # "someday" is set missing by coerce_types, the step that reads the text
+        "step 1 (coerce_types): column 'visit': 1 cell(s) could not be read as datetime and became missing, "
+        "e.g. 'someday'",
         "step 2 (date_features): column 'visit': 1 date before the earliest seen when fitted (2019-01-02)",
         "step 2 (date_features): column 'visit': 1 date after the latest seen when fitted (2020-02-29)",
-    ]  # "someday" is set missing by coerce_types, the step that reads the text
+    ]
 
 
 def test_the_exported_script_gives_the_same_table(tmp_path: Path) -> None:

@@ -154,3 +154,17 @@ def test_only_unambiguous_cells_vote_for_the_decimal_mark() -> None:
     assert decimal_mark(pd.Series(["1,234", "2,500"]), pd.Series([1, 1])) == "."
     assert decimal_mark(pd.Series(["1.234.567", "12"]), pd.Series([1, 1])) == ","
     assert decimal_mark(pd.Series(["1,234,567", "12"]), pd.Series([1, 1])) == "."
+
+
+def test_new_data_that_cannot_be_read_the_fitted_way_is_reported(coerced) -> None:
+    _, result = coerced
+    fitted = {"columns": {c: result.fitted["columns"][c] for c in ("decimal_comma", "euro")}}
+    fitted["columns"]["euro"] = fitted["columns"]["euro"] | {"max": 1000.0}
+    new = pd.DataFrame({"decimal_comma": ["3,5", "3.5", "lots", None], "euro": ["€12,00", "€1.500,00", "€7", "€8"]})
+    out = reapply_coerce_types(new, fitted)
+    assert out["decimal_comma"].isna().tolist() == [False, True, True, True]
+    assert out.attrs["copilot_notes"] == [
+        "column 'decimal_comma': 2 cell(s) could not be read as numbers and became missing, e.g. '3.5', 'lots'",
+        "column 'euro': 1 cell(s) fell outside [-inf, 1000] and became missing, e.g. '€1.500,00'",
+    ]
+    assert "copilot_notes" not in result.table.attrs, "the training table's findings say it, with rows"
