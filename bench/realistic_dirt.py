@@ -38,7 +38,6 @@ import argparse
 import io
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -53,8 +52,8 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).parent))
-from expert_baseline import expert_clean  # noqa: E402
-from quality import holdout_auroc, run_copilot  # noqa: E402
+from expert_baseline import expert_clean
+from quality import holdout_auroc, run_copilot
 
 METHODS = ("no cleaning", "expert script", "expert + tidy", "copilot", "uncorrupted")
 VARIANT_SHARE, SLIP_SHARE, UNIT_SHARE, WORD_SHARE, CODE_SHARE, YES_NO_SHARE, FLIP_SHARE = (
@@ -318,7 +317,10 @@ def _gap(value: float, dirty_score: float, ceiling: float) -> str:
 
 
 def markdown(scores: list[Score], names: list[str]) -> str:
-    lines = ["| table | method | AUROC (mean ± sd over seeds) | gap recovered | wall (s) |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "| table | method | AUROC (mean ± sd over seeds) | gap recovered | wall (s) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     means: dict[str, list[float]] = {m: [] for m in METHODS}
     for name in names:
         rows = {m: [s for s in scores if s.table == name and s.method == m] for m in METHODS}

@@ -68,9 +68,9 @@ from tools.base import Chart, SemanticType, Task, Tool, ToolContext, ToolParams,
 from tools.pii_rules import SAMPLE_DISTINCT, Finding, hinted, is_pseudonym_column, recognise, sample_distinct
 from tools.spelling import spelling_variants
 from tools.typing_rules import (
-    boolean_words,
     FALSE_WORDS,
     TRUE_WORDS,
+    boolean_words,
     code_shaped_share,
     decimal_mark,
     dominant_unit,

@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 
 from tests.api.conftest import Server, csv_bytes, get_session, step_by_id
 from tests.browser.conftest import screenshot
-from tests.browser.test_preview_card import TIMEOUT, api, first_gate, open_card  # noqa: F401  (api: a fixture)
+from tests.browser.test_preview_card import TIMEOUT, first_gate, open_card
 
 #: The seven spellings of two categories, with their cells.
 SEVEN = {"Male": 40, "male": 25, "M": 6, "Female": 35, "female": 20, "F": 8, " f ": 3}
@@ -37,7 +37,7 @@ def categories_of(api: httpx.Client, session_id: str, version: str) -> dict[str,
 
 
 def test_the_person_edits_the_mapping_previews_it_and_approves_it(
-    page: Page, server: Server, api: httpx.Client  # noqa: F811
+    page: Page, server: Server, api: httpx.Client
 ) -> None:
     session = first_gate(api, spelled_table(), "harmonise_categories")
     found = session["pending_step"]["preview"]["mappings"]["sex"]
@@ -66,7 +66,8 @@ def test_the_person_edits_the_mapping_previews_it_and_approves_it(
     edited = get_session(api, session["id"])["pending_step"]
     assert edited["params"]["mapping"] == {"sex": {"M": "M", "Female": "female"}}
     assert {g["category"]: g["cells"] for g in edited["preview"]["mappings"]["sex"]} == {"Male": 65, "female": 66}
-    expect(card.locator(".mapping-editor").get_by_label('sex: category for "female"', exact=True)).to_have_value("female")
+    renamed = card.locator(".mapping-editor").get_by_label('sex: category for "female"', exact=True)
+    expect(renamed).to_have_value("female")
     with page.expect_response(lambda r: r.url.endswith("/approve")) as answered:
         card.get_by_role("button", name=re.compile("^Approve")).click()
     assert answered.value.status == 200, answered.value.text()

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
-import pytest
 from playwright.sync_api import Locator, Page, expect
 from sklearn.datasets import make_classification
 
@@ -44,11 +43,6 @@ def patients(*, slips: bool = False, flips: float = 0.0, gaps: bool = False, num
     if gaps:
         table.loc[rng.choice(ROWS, GAPS, replace=False), "x1"] = np.nan
     return csv_bytes(table)
-
-
-@pytest.fixture
-def api(server: Server) -> httpx.Client:
-    return httpx.Client(base_url=server.base_url, timeout=30)
 
 
 def first_gate(api: httpx.Client, content: bytes, tool: str, target: str = "status") -> dict[str, Any]:

@@ -31,7 +31,8 @@ def test_an_llm_mapping_waits_as_a_preview_and_only_the_approved_one_is_applied(
 ) -> None:
     # 'man' and 'woman' share no key with 'Male' and 'Female': only a reader of the words groups them.
     script.steps = [("harmonise_categories", "harmonise_categories")]
-    script.arguments = {"harmonise_categories": {"columns": ["sex"], "mapping": {"sex": {"man": "Male", "woman": "Female"}}}}
+    mapping = {"sex": {"man": "Male", "woman": "Female"}}
+    script.arguments = {"harmonise_categories": {"columns": ["sex"], "mapping": mapping}}
     session_id = _create(llm_engine, tmp_path)
     view = wait_for(llm_engine, session_id, GATES)
     step = view.pending_step

@@ -25,13 +25,16 @@ WRITTEN: dict[str, tuple[list[str], list[float]]] = {
                         [1234.56, 2500.0, 999.99, 12000.5, 1_000_000.0, 640.1]),
     "space_thousands": (["1 234,5", "2\u00a0500", "999,9", "12\u202f000", "3 333,25", "640"],
                         [1234.5, 2500.0, 999.9, 12000.0, 3333.25, 640.0]),
-    "swiss": (["1'234.50", "2'500", "999.95", "12'000", "3'333.25", "640"], [1234.5, 2500.0, 999.95, 12000.0, 3333.25, 640.0]),
+    "swiss": (["1'234.50", "2'500", "999.95", "12'000", "3'333.25", "640"],
+              [1234.5, 2500.0, 999.95, 12000.0, 3333.25, 640.0]),
     "percent": (["12%", "5.5%", "100 %", "0%", "33.3%", "7%"], [12.0, 5.5, 100.0, 0.0, 33.3, 7.0]),
     "percent_comma": (["12,5 %", "5,5 %", "100 %", "0 %", "33,3 %", "7 %"], [12.5, 5.5, 100.0, 0.0, 33.3, 7.0]),
-    "euro": (["€1.200,50", "€ 300,00", "€45,99", "€1.000", "€12,00", "€7,50"], [1200.5, 300.0, 45.99, 1000.0, 12.0, 7.5]),
+    "euro": (["€1.200,50", "€ 300,00", "€45,99", "€1.000", "€12,00", "€7,50"],
+             [1200.5, 300.0, 45.99, 1000.0, 12.0, 7.5]),
     "dollar": (["$1,200.50", "$300", "$45.99", "$1,000", "$12", "$7.50"], [1200.5, 300.0, 45.99, 1000.0, 12.0, 7.5]),
     "pound": (["£1,200", "£300.10", "£45", "£2,000", "£12.99", "£7"], [1200.0, 300.1, 45.0, 2000.0, 12.99, 7.0]),
-    "kilograms": (["72,5 kg", "80 kg", "64,25 kg", "90,1 kg", "55 kg", "101,0 kg"], [72.5, 80.0, 64.25, 90.1, 55.0, 101.0]),
+    "kilograms": (["72,5 kg", "80 kg", "64,25 kg", "90,1 kg", "55 kg", "101,0 kg"],
+                  [72.5, 80.0, 64.25, 90.1, 55.0, 101.0]),
 }  # fmt: skip
 REPEAT = 5  # each value several times, so the column is numbers rather than free text
 
@@ -90,7 +93,7 @@ def test_the_person_can_name_the_decimal_mark() -> None:
     assert inferred.iloc[:3].tolist() == [1234.0, 2500.0, 3750.0]  # no sign either way: the point wins
     told = CoerceTypes().run(table, CoerceTypesParams(columns={"price": {"decimal": ","}}), CTX).table["price"]
     assert told.iloc[:3].tolist() == [1.234, 2.5, 3.75]
-    with pytest.raises(ValueError, match="decimal.*only apply to numeric"):
+    with pytest.raises(ValueError, match=r"decimal.*only apply to numeric"):
         CoerceTypes().run(table, CoerceTypesParams(columns={"price": {"type": "categorical", "decimal": ","}}), CTX)
 
 
@@ -125,7 +128,9 @@ def _write(value: float, decimal: str, group: str, unit: str) -> str:
 @given(
     values=st.lists(
         st.floats(0, 1e7, allow_nan=False).filter(lambda v: not is_nines_code(round(v, 2))),  # "-999"-like codes
-        min_size=12, max_size=40, unique_by=lambda v: round(v, 2),
+        min_size=12,
+        max_size=40,
+        unique_by=lambda v: round(v, 2),
     ),
     decimal=st.sampled_from([".", ","]),
     group=st.sampled_from([None, " ", "\u00a0", "'"]),
