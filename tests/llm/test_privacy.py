@@ -1,8 +1,9 @@
 """Privacy by construction: every request the fake LLM server receives is searched for the table's cells.
 
 The table plants what must never leave by default: ten physicians' names, zip codes, a diagnosis, one
-103-year-old patient, dates of birth, identifiers, free text and numbers with more digits than any summary
-keeps. Each request is searched as JSON and as the text of its messages, and the requests the session kept
+103-year-old patient, dates of birth, identifiers, free text, patients' names and e-mail addresses, spellings
+of a category, and numbers with more digits than any summary keeps. The steps that handle personal data and
+spellings run too, so their findings are searched as well. Each request is searched as JSON and as the text of its messages, and the requests the session kept
 (``llm_requests``) must be exactly those the server received.
 """
 
@@ -32,6 +33,10 @@ ZIPS = [60614, 94110, 73301, 33139, 85004, 98101, 46204, 55401]
 
 
 def _private_table(n: int = 240) -> pd.DataFrame:
+    from faker import Faker
+
+    Faker.seed(7)
+    fake = Faker("en_GB")
     rng = np.random.default_rng(7)
     age = rng.integers(20, 91, n)
     age[17] = 103  # the one very old patient
@@ -53,6 +58,9 @@ def _private_table(n: int = 240) -> pd.DataFrame:
         "weight": weight,
         "cholesterol": cholesterol,
         "city": city,
+        "patient_name": [fake.name() for _ in range(n)],
+        "email": [fake.email() for _ in range(n)],
+        "sex": rng.choice(["Female", "female", "F", "Male", "male", "M"], n),
         "outcome": rng.choice(["sick", "well"], n),
     })  # fmt: skip
 
@@ -62,7 +70,8 @@ def _run_session(
     short: bool = False,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:  # fmt: skip
     """One session planned and answered by the fake LLM; the table and the requests the session kept."""
-    full = [("outliers", "outliers"), ("impute", "impute"), ("evaluate:final", "evaluate")]
+    full = [("personal_data", "personal_data"), ("harmonise_categories", "harmonise_categories"),
+            ("outliers", "outliers"), ("impute", "impute"), ("evaluate:final", "evaluate")]
     script.steps = [("evaluate:baseline", "evaluate"), *([] if short else full)]
     script.arguments = {"evaluate": {"folds": 3}}
     table = _private_table()
@@ -124,7 +133,10 @@ def test_by_default_no_planted_value_reaches_the_llm(tmp_path: Path, fake: FakeO
     assert kinds == {"plan", "call", "chat"}  # every kind of request was made, and searched
     sent = _everything_sent(received)
     assert '"cholesterol"' in sent and '"n_rows": 240' in sent  # the schema and counts do go
-    texts = [*PHYSICIANS, *table["dob"], *table["patient_id"], "zebra", "Atlantis", "Leeds", '"sick"', '"well"']
+    for step in ("personal_data", "harmonise_categories", "outliers"):  # their findings were there to leak
+        assert f'"key": "{step}", "tool": "{step}", "status": "done"' in sent, step
+    texts = [*PHYSICIANS, *table["dob"], *table["patient_id"], *table["patient_name"], *table["email"], "zebra",
+             "Atlantis", "Leeds", '"sick"', '"well"', '"Female"', '"male"']
     assert [t for t in texts if t in sent] == []
     assert [z for z in ZIPS if _token(z).search(sent)] == []
     assert '"positive"' not in sent and '"negative"' not in sent
