@@ -36,7 +36,7 @@ import pandas as pd
 
 from agents.llm import Share, allows
 from agents.rule_based import PlanningState
-from tools.feature_types import column_facts
+from tools.column_facts import column_facts
 from tools.typing_rules import parse_numbers
 
 MIN_COUNT = 5  # k: the fewest rows any shown value stands for

@@ -30,7 +30,8 @@ import pandas as pd
 from pydantic import Field
 
 from tools.base import Chart, Tool, ToolContext, ToolParams, ToolResult
-from tools.feature_types import column_facts, personal_finding
+from tools.column_facts import column_facts
+from tools.feature_types import personal_finding
 from tools.pii_rules import DATE_PATTERN, EMAIL_PATTERN, EXTENSION_PATTERN, PHONE_DIGITS, PHONE_PATTERN
 
 Action = Literal["drop", "pseudonymise", "scrub", "keep"]

@@ -1,4 +1,4 @@
-"""Pure rules shared by ``feature_types`` and ``coerce_types``: what a missing code,
+"""Pure rules shared by ``feature_types``, ``column_facts`` and ``coerce_types``: what a missing code,
 a number written as text, a unit, a yes/no value and an identifier look like.
 
 The self-contained ``reapply_coerce_types`` repeats the few of these it needs

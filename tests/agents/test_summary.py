@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from agents.summary import MIN_COUNT, coarse, shape, summarize
 from tests.conftest import messy_table
-from tools.feature_types import column_facts, profile_table
+from tools.column_facts import column_facts
+from tools.feature_types import profile_table
 
 K = MIN_COUNT
 

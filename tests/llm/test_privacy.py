@@ -3,8 +3,9 @@
 The table plants what must never leave by default: ten physicians' names, zip codes, a diagnosis, one
 103-year-old patient, dates of birth, identifiers, free text, patients' names and e-mail addresses, spellings
 of a category, and numbers with more digits than any summary keeps. The steps that handle personal data and
-spellings run too, so their findings are searched as well. Each request is searched as JSON and as the text of its messages, and the requests the session kept
-(``llm_requests``) must be exactly those the server received.
+spellings run too, so their findings are searched as well. Each request is searched as JSON and as the text
+of its messages, and the requests the session kept (``llm_requests``) must be exactly those the server
+received.
 """
 
 from __future__ import annotations
@@ -70,8 +71,13 @@ def _run_session(
     short: bool = False,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:  # fmt: skip
     """One session planned and answered by the fake LLM; the table and the requests the session kept."""
-    full = [("personal_data", "personal_data"), ("harmonise_categories", "harmonise_categories"),
-            ("outliers", "outliers"), ("impute", "impute"), ("evaluate:final", "evaluate")]
+    full = [
+        ("personal_data", "personal_data"),
+        ("harmonise_categories", "harmonise_categories"),
+        ("outliers", "outliers"),
+        ("impute", "impute"),
+        ("evaluate:final", "evaluate"),
+    ]
     script.steps = [("evaluate:baseline", "evaluate"), *([] if short else full)]
     script.arguments = {"evaluate": {"folds": 3}}
     table = _private_table()
@@ -135,8 +141,20 @@ def test_by_default_no_planted_value_reaches_the_llm(tmp_path: Path, fake: FakeO
     assert '"cholesterol"' in sent and '"n_rows": 240' in sent  # the schema and counts do go
     for step in ("personal_data", "harmonise_categories", "outliers"):  # their findings were there to leak
         assert f'"key": "{step}", "tool": "{step}", "status": "done"' in sent, step
-    texts = [*PHYSICIANS, *table["dob"], *table["patient_id"], *table["patient_name"], *table["email"], "zebra",
-             "Atlantis", "Leeds", '"sick"', '"well"', '"Female"', '"male"']
+    texts = [
+        *PHYSICIANS,
+        *table["dob"],
+        *table["patient_id"],
+        *table["patient_name"],
+        *table["email"],
+        "zebra",
+        "Atlantis",
+        "Leeds",
+        '"sick"',
+        '"well"',
+        '"Female"',
+        '"male"',
+    ]
     assert [t for t in texts if t in sent] == []
     assert [z for z in ZIPS if _token(z).search(sent)] == []
     assert '"positive"' not in sent and '"negative"' not in sent
