@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.staticfiles import StaticFiles
 
+from copilot.api.contract import install_contract
 from copilot.api.errors import install_error_handlers
 from copilot.api.limits import UploadSizeLimit
 from copilot.api.logs import redact_server_logs
@@ -51,6 +52,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.tokens = settings.token_list()
     redact_server_logs()
     install_error_handlers(app)
+    install_contract(app, tokens=bool(app.state.tokens))
     app.add_middleware(UploadSizeLimit, path=sessions.router.prefix, max_mb=settings.max_upload_mb)
     if not app.state.tokens:  # loopback only: refuse other Host names, so DNS rebinding cannot reach it
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_HOSTS))

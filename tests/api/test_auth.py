@@ -99,3 +99,14 @@ def test_websocket_needs_the_owners_token(secured: Server, owned: tuple[str, dic
         assert read_until(ws, lambda e: e.get("seq") == 1, timeout=10)[-1]["type"] == "session_state"
     with connect(secured.ws_url(session_id, token=TOKEN_A), open_timeout=10) as ws:
         assert read_until(ws, lambda e: e.get("seq") == 1, timeout=10)[-1]["type"] == "session_state"
+
+
+def test_with_tokens_the_document_declares_the_bearer_scheme_and_its_401(secured: Server) -> None:
+    with secured.client() as anyone:
+        document = anyone.get("/openapi.json").json()
+    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    for path, ops in document["paths"].items():
+        for method, op in ops.items():
+            probe = path in ("/healthz", "/readyz")
+            assert ("security" in op) == (not probe), (method, path)
+            assert ("401" in op["responses"]) == (not probe), (method, path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from copilot.api.contract import CONFLICT
 from copilot.api.deps import EngineDep, OwnerDep
 from copilot.api.schemas import AcceptRulesRequest
 from copilot.views import SessionView
@@ -11,7 +12,7 @@ from copilot.views import SessionView
 router = APIRouter(prefix="/api/sessions/{session_id}/rules", tags=["rules"])
 
 
-@router.post("/accept")
+@router.post("/accept", responses=CONFLICT)
 def accept_rules(session_id: str, body: AcceptRulesRequest, engine: EngineDep, owner: OwnerDep) -> SessionView:
     """Put the suggested rules named by their id in force (only what still tightens the rules in force);
     a suggestion that is no longer waiting is a 409. The plan is re-made to honour them."""

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from agents.llm import SHARE_LEVELS
+from copilot.api.contract import BAD_FILE, CONFLICT
 from copilot.api.deps import EngineDep, OwnerDep, SettingsDep
 from copilot.api.schemas import CreateFromPath
 from copilot.api.uploads import FILE_FIELD, copy_import, receive_upload, resolve_import
@@ -42,7 +43,7 @@ _UPLOAD_BODY: dict[str, Any] = {
 }  # fmt: skip
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, openapi_extra=_UPLOAD_BODY)
+@router.post("", status_code=status.HTTP_201_CREATED, openapi_extra=_UPLOAD_BODY, responses=BAD_FILE)
 async def create_session(request: Request, engine: EngineDep, settings: SettingsDep, owner: OwnerDep) -> SessionView:
     """Upload a table (streamed to disk, at most COPILOT_MAX_UPLOAD_MB) and start a session on it."""
     upload = await receive_upload(request, settings.data_dir / "uploads")
@@ -56,7 +57,7 @@ async def create_session(request: Request, engine: EngineDep, settings: Settings
         upload.path.unlink(missing_ok=True)
 
 
-@router.post("/from-path", status_code=status.HTTP_201_CREATED)
+@router.post("/from-path", status_code=status.HTTP_201_CREATED, responses=BAD_FILE)
 def create_session_from_path(
     body: CreateFromPath, engine: EngineDep, settings: SettingsDep, owner: OwnerDep
 ) -> SessionView:
@@ -87,14 +88,14 @@ def get_profile(session_id: str, engine: EngineDep, owner: OwnerDep) -> dict[str
     return engine.profile(session_id, owner)
 
 
-@router.post("/{session_id}/undo")
+@router.post("/{session_id}/undo", responses=CONFLICT)
 def undo(session_id: str, engine: EngineDep, owner: OwnerDep) -> SessionView:
     """Go back to the parent of the current version; the coordinator re-plans from there (a stopped
     session stays stopped). Refused with 409 while a step runs."""
     return engine.undo(session_id, owner)
 
 
-@router.post("/{session_id}/stop")
+@router.post("/{session_id}/stop", responses=CONFLICT)
 def stop(session_id: str, engine: EngineDep, owner: OwnerDep) -> SessionView:
     """Stop the session for good: proposed steps are dropped and a running step is cancelled (what it
     would have changed is discarded); what was approved and finished stays."""

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from copilot.api.contract import CONFLICT
 from copilot.api.deps import EngineDep, OwnerDep
 from copilot.api.schemas import ApproveRequest, PreviewRequest, RejectRequest
 from copilot.views import CellsPage, DroppedPage, SessionView
@@ -15,7 +16,7 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="How many entr
 Limit = Annotated[int, Query(ge=1, le=500, description="At most this many entries.")]
 
 
-@router.post("/steps/{step_id}/approve")
+@router.post("/steps/{step_id}/approve", responses=CONFLICT)
 def approve(session_id: str, step_id: int, body: ApproveRequest, engine: EngineDep, owner: OwnerDep) -> SessionView:
     """Approve the pending step named by its proposal id. A data-changing step commits its preview as it is
     (the session moves to the previewed version, and the tool does not run again); a read-only step runs, with
@@ -28,7 +29,7 @@ def approve(session_id: str, step_id: int, body: ApproveRequest, engine: EngineD
     return engine.approve(session_id, step_id, owner, body.proposal, body.params, body.preview)
 
 
-@router.post("/steps/{step_id}/preview")
+@router.post("/steps/{step_id}/preview", responses=CONFLICT)
 def preview(session_id: str, step_id: int, body: PreviewRequest, engine: EngineDep, owner: OwnerDep) -> SessionView:
     """Edit the pending step's parameters: its preview is discarded and the step is previewed with these (the
     session is `previewing`, then waits again with a new proposal id and preview). Invalid parameters, or ones
@@ -36,7 +37,7 @@ def preview(session_id: str, step_id: int, body: PreviewRequest, engine: EngineD
     return engine.preview(session_id, step_id, owner, body.proposal, body.params)
 
 
-@router.post("/steps/{step_id}/reject")
+@router.post("/steps/{step_id}/reject", responses=CONFLICT)
 def reject(session_id: str, step_id: int, body: RejectRequest, engine: EngineDep, owner: OwnerDep) -> SessionView:
     """Refuse the pending step named by its proposal id (its preview is discarded); the coordinator re-plans
     with the reason."""
