@@ -188,6 +188,19 @@ class VersionRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=now)
 
 
+class IdempotencyRow(Base):
+    """The answer to a request sent with an ``Idempotency-Key``: a retry of it gets this answer back."""
+
+    __tablename__ = "idempotency_keys"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # sha256 of the operation and its request
+    status: Mapped[int | None] = mapped_column(default=None)  # None while the first request runs
+    body: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+
+
 class Store:
     """Connections and transactions; ``migrate()`` brings the schema up to date."""
 
