@@ -156,7 +156,7 @@ async def on_event(http: httpx.AsyncClient, session_id: str, got: Received, step
 async def measure_diffs(base: str, data_dir: Path, session_id: str, run: Run) -> None:
     """``summarise`` of each previewed step on the Parquet files the server made it from and left."""
     async with httpx.AsyncClient(base_url=base, timeout=60.0) as http:
-        versions = (await http.get(f"/api/sessions/{session_id}/versions")).json()
+        versions = (await http.get(f"/api/sessions/{session_id}/versions")).json()["items"]
         detail = (await http.get(f"/api/sessions/{session_id}")).json()
     blobs = {v["id"]: v["content_hash"] for v in versions}
     views = {v["id"]: v for v in detail["plan"]}

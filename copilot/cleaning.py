@@ -67,7 +67,7 @@ def run_cleaning(
                                      id_columns=id_columns, guidance=guidance)  # fmt: skip
     view = drive(engine, view.id, approver, on_event)
     spec = engine.pipeline(view.id, OWNER)
-    report = engine.report(view.id, OWNER)
+    report = engine.report(view.id, OWNER).model_dump(mode="json")
     return CleaningOutcome(view, report, spec, engine.version_file(view.id, view.version, OWNER), engine.agents.name)
 
 

@@ -94,13 +94,15 @@ def keep_requests(db: Session, session_id: str, usage: Usage) -> None:
                for sent in usage.requests)  # fmt: skip
 
 
-def sent_requests(db: Session, session_id: str, owner: str) -> list[LLMRequestRow]:
+def sent_requests(
+    db: Session, session_id: str, owner: str, offset: int = 0, limit: int | None = None
+) -> list[LLMRequestRow]:
     """Every request the session sent to an LLM, oldest first; another owner's session is :class:`NotFound`."""
     session = db.get(SessionRow, session_id) if len(session_id) <= 32 else None
     if session is None or session.owner != owner:
         raise NotFound(f"no session {session_id!r}")
     query = select(LLMRequestRow).where(LLMRequestRow.session_id == session_id).order_by(LLMRequestRow.id)
-    return list(db.scalars(query))
+    return list(db.scalars(query.offset(offset).limit(limit)))
 
 
 def resolve_id_columns(profile: dict[str, Any], given: list[str], target: str) -> list[str]:

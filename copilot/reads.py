@@ -6,7 +6,6 @@ Another owner's session looks like no session (:class:`NotFound`), so ids cannot
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,7 +16,7 @@ from copilot.pipeline import PipelineSpec
 from copilot.script import render_script
 from copilot.store import EventRow, MessageRow, SessionRow, Store, VersionRow
 from copilot.versions import VersionStore
-from copilot.views import EventView, MessageView, SessionView, VersionView
+from copilot.views import EventView, MessageView, ProfileView, ReportView, SessionView, VersionView
 from tools.registry import Registry
 
 
@@ -28,29 +27,31 @@ class SessionReads:
     registry: Registry
     version_store: VersionStore
 
-    def list_sessions(self, owner: str) -> list[SessionView]:
+    def list_sessions(self, owner: str, offset: int = 0, limit: int | None = None) -> list[SessionView]:
+        """The owner's sessions, oldest first (``limit`` of them from ``offset``)."""
         with self.store.transaction() as db:
-            rows = db.scalars(select(SessionRow).where(SessionRow.owner == owner).order_by(SessionRow.created_at))
+            query = select(SessionRow).where(SessionRow.owner == owner).order_by(SessionRow.created_at, SessionRow.id)
+            rows = db.scalars(query.offset(offset).limit(limit))
             return [views.session_view(db, s, self.registry) for s in rows]
 
     def get_session(self, session_id: str, owner: str) -> SessionView:
         with self.store.transaction() as db:
             return views.session_view(db, self._owned(db, session_id, owner), self.registry)
 
-    def profile(self, session_id: str, owner: str) -> dict[str, Any]:
+    def profile(self, session_id: str, owner: str) -> ProfileView:
         with self.store.transaction() as db:
             session = self._owned(db, session_id, owner)
-            return db.get_one(VersionRow, (session.id, session.version)).profile
+            return ProfileView.model_validate(db.get_one(VersionRow, (session.id, session.version)).profile)
 
-    def messages(self, session_id: str, owner: str) -> list[MessageView]:
+    def messages(self, session_id: str, owner: str, offset: int = 0, limit: int | None = None) -> list[MessageView]:
         with self.store.transaction() as db:
             session = self._owned(db, session_id, owner)
-            rows = db.scalars(select(MessageRow).where(MessageRow.session_id == session.id).order_by(MessageRow.id))
-            return [views.message_view(m) for m in rows]
+            query = select(MessageRow).where(MessageRow.session_id == session.id).order_by(MessageRow.id)
+            return [views.message_view(m) for m in db.scalars(query.offset(offset).limit(limit))]
 
-    def versions(self, session_id: str, owner: str) -> list[VersionView]:
+    def versions(self, session_id: str, owner: str, offset: int = 0, limit: int | None = None) -> list[VersionView]:
         with self.store.transaction() as db:
-            return views.version_views(db, self._owned(db, session_id, owner))
+            return views.version_views(db, self._owned(db, session_id, owner), offset, limit)
 
     def version_file(self, session_id: str, version_id: str, owner: str) -> Path:
         with self.store.transaction() as db:
@@ -67,15 +68,16 @@ class SessionReads:
     def pipeline_script(self, session_id: str, owner: str) -> str:
         return render_script(self.pipeline(session_id, owner), self.registry)
 
-    def report(self, session_id: str, owner: str) -> dict[str, Any]:
+    def report(self, session_id: str, owner: str) -> ReportView:
         with self.store.transaction() as db:
             return views.report(db, self._owned(db, session_id, owner), self.registry)
 
-    def events_after(self, session_id: str, owner: str, after: int) -> list[EventView]:
+    def events_after(self, session_id: str, owner: str, after: int, limit: int | None = None) -> list[EventView]:
+        """The session's events with a sequence number above ``after``, in order (at most ``limit``)."""
         with self.store.transaction() as db:
             session = self._owned(db, session_id, owner)
             query = select(EventRow).where(EventRow.session_id == session.id, EventRow.seq > after)
-            return [views.event_view(e) for e in db.scalars(query.order_by(EventRow.seq))]
+            return [views.event_view(e) for e in db.scalars(query.order_by(EventRow.seq).limit(limit))]
 
     def _owned(self, db: Session, session_id: str, owner: str) -> SessionRow:
         session = db.get(SessionRow, session_id) if len(session_id) <= 32 else None

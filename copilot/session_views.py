@@ -14,7 +14,16 @@ from agents.plan import HELD_OUT_SUFFIX, REVERT
 from agents.rules import RuleSuggestion
 from copilot.pipeline import PipelineSpec, PipelineStep, RowChanges, Source
 from copilot.store import EventRow, MessageRow, PreviewRow, SessionRow, StepRow, VersionRow
-from copilot.views import EventView, MessageView, PendingStep, PreviewView, SessionView, StepView, VersionView
+from copilot.views import (
+    EventView,
+    MessageView,
+    PendingStep,
+    PreviewView,
+    ReportView,
+    SessionView,
+    StepView,
+    VersionView,
+)
 from tools.registry import Registry
 
 #: The form of a backtracking step: which step to undo; it is fixed by the plan, not edited.
@@ -150,13 +159,13 @@ def event_view(event: EventRow) -> EventView:
     return EventView(seq=event.seq, type=event.type, at=event.at, data=event.data)  # type: ignore[arg-type]
 
 
-def version_views(db: Session, session: SessionRow) -> list[VersionView]:
-    query = select(VersionRow).where(VersionRow.session_id == session.id).order_by(VersionRow.created_at)
+def version_views(db: Session, session: SessionRow, offset: int = 0, limit: int | None = None) -> list[VersionView]:
+    query = select(VersionRow).where(VersionRow.session_id == session.id).order_by(VersionRow.created_at, VersionRow.id)
     return [
         VersionView(id=v.id, parent=v.parent, step_id=v.step_id, tool=v.tool, n_rows=v.n_rows,
                     n_columns=v.n_columns, content_hash=v.blob, created_at=v.created_at,
                     current=v.id == session.version)
-        for v in db.scalars(query)
+        for v in db.scalars(query.offset(offset).limit(limit))
     ]  # fmt: skip
 
 
@@ -188,18 +197,16 @@ def pipeline_spec(db: Session, session: SessionRow, registry: Registry) -> Pipel
                         columns=list(profile["columns"]))  # fmt: skip
 
 
-def report(db: Session, session: SessionRow, registry: Registry) -> dict[str, Any]:
+def report(db: Session, session: SessionRow, registry: Registry) -> ReportView:
     view = session_view(db, session, registry)
     versions = version_views(db, session)
-    return {
-        "session": session.id, "input": session.source, "target": session.target, "task": session.task,
-        "state": session.state, "id_columns": list(session.id_columns),
-        "score_before": view.score_before, "score_after": view.score_after,
-        "score_note": view.score_note,
-        "rows_before": versions[0].n_rows, "rows_after": next(v.n_rows for v in versions if v.current),
-        "steps": [s.model_dump(mode="json") for s in view.plan if s.status != "proposed"],
-        "versions": [v.model_dump(mode="json") for v in versions],
-    }  # fmt: skip
+    return ReportView(
+        session=session.id, input=session.source, target=session.target, task=session.task, state=view.state,
+        id_columns=list(session.id_columns), score_before=view.score_before, score_after=view.score_after,
+        score_note=view.score_note, rows_before=versions[0].n_rows,
+        rows_after=next(v.n_rows for v in versions if v.current),
+        steps=[s for s in view.plan if s.status != "proposed"], versions=versions,
+    )  # fmt: skip
 
 
 #: Steps whose dropped rows are the ones a model found hard: leaving them out raises a score by itself.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from agents.llm import Share
 from agents.plan import StepStatus
@@ -207,3 +207,68 @@ class MessageView(BaseModel):
     role: Literal["user", "assistant"]
     text: str
     at: datetime
+
+
+class ColumnProfile(BaseModel):
+    """One column's semantic type and the facts it was judged from (``tools.feature_types``). Fields a later
+    version of the profile adds may appear too."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="numeric, categorical, boolean, identifier, text, date, personal or constant.")
+    evidence: str = Field(description="Why, in words.")
+    dtype: str
+    missing: int
+    missing_pct: float
+    n_unique: int | None = None
+    sentinels: list[str] = Field(default_factory=list, description="Codes that stand for a missing value.")
+    sentinel_count: int = 0
+    numeric_as_text: bool = False
+    unit: str | None = None
+    decimal_mark: str | None = None
+    unparseable: int = 0
+    level_codes: dict[str, int] = Field(default_factory=dict)
+    top_values: list[tuple[str, int]] | None = Field(None, description="The commonest values and their counts.")
+    spelling_variants: int | None = None
+    stats: dict[str, float | str | None] | None = Field(None, description="Five numbers, mean, std, point mass.")
+
+
+class TargetProfile(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    column: str
+    task: str
+    n_classes: int | None = None
+    missing: int
+    class_counts: dict[str, int] | None = None
+
+
+class ProfileView(BaseModel):
+    """The feature-type profile of a version of the table."""
+
+    model_config = ConfigDict(extra="allow")
+
+    n_rows: int
+    n_columns: int
+    columns: dict[str, ColumnProfile]
+    target: TargetProfile | None = None
+    duplicate_rows: int = Field(0, description="Rows equal to an earlier one, identifiers aside.")
+    suggested_id_columns: list[str] = Field(default_factory=list)
+
+
+class ReportView(BaseModel):
+    """Every step of a session with its parameters, approvals, summary, findings and metrics."""
+
+    session: str
+    input: str
+    target: str
+    task: str
+    state: SessionState
+    id_columns: list[str]
+    score_before: float | None
+    score_after: float | None
+    score_note: str | None
+    rows_before: int
+    rows_after: int
+    steps: list[StepView]
+    versions: list[VersionView]

@@ -13,9 +13,11 @@ from pathlib import Path
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
-from copilot.api.contract import install_contract
+from copilot.api.contract import install_contract, operation_id
 from copilot.api.errors import install_error_handlers
 from copilot.api.limits import UploadSizeLimit
 from copilot.api.logs import redact_server_logs
@@ -25,6 +27,7 @@ from copilot.settings import Settings
 
 STALE_SECONDS = 24 * 3600
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+API_PATHS = frozenset({"/api", "/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 DESCRIPTION = """A human-guided, data-centric co-pilot: upload a table, follow the plan, approve each change.
 
 With `COPILOT_TOKENS` set, every call except `/healthz` and `/readyz` needs `Authorization: Bearer <token>`
@@ -46,7 +49,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         finally:
             await run_in_threadpool(engine.close)
 
-    app = FastAPI(title="datacopilot", version=version("datacopilot"), description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="datacopilot", version=version("datacopilot"), description=DESCRIPTION, lifespan=lifespan,
+                  generate_unique_id_function=operation_id)  # fmt: skip
     app.state.settings = settings
     app.state.engine = engine
     app.state.tokens = settings.token_list()
@@ -59,9 +63,20 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     for module in (health, sessions, messages, steps, rules, versions, llm_requests, tools, demos, ws):
         app.include_router(module.router)
     frontend = frontend_dir()
-    if frontend.is_dir():  # after the API, so /api/*, /docs and /healthz keep their routes
-        app.mount("/", StaticFiles(directory=frontend, html=True), name="frontend")
+    if frontend.is_dir():
+        app.router.routes.append(FrontendMount("/", StaticFiles(directory=frontend, html=True), name="frontend"))
     return app
+
+
+class FrontendMount(Mount):
+    """The chat page's files at ``/``, which never answer for a path of the API: a wrong method there is the
+    API's 405 (with its ``Allow``), and an unknown API path the API's 404, not the file server's."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = scope.get("path", "")
+        if path.startswith("/api/") or path in API_PATHS:
+            return Match.NONE, {}
+        return super().matches(scope)
 
 
 def frontend_dir() -> Path:

@@ -13,7 +13,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from starlette.routing import compile_path
+
+from copilot.api.links import add_links
 
 REF = "#/components/schemas/{model}"
 _FASTAPI_ERRORS = ("HTTPValidationError", "ValidationError")
@@ -34,11 +38,30 @@ class ErrorBody(BaseModel):
 
 #: Statuses a route declares besides those every operation may answer (404 on a path with an id, 422 on
 #: any input, 401 with tokens, 500): ``responses=CONFLICT`` on a route that refuses what is no longer so.
-CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "The session moved on; nothing was done."}}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {
+        "description": "The session moved on, or a request with the same Idempotency-Key is still being "
+        "answered; nothing was done."
+    }
+}
+IN_FLIGHT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "A request with the same Idempotency-Key is still being answered; retry it."}
+}
 BAD_FILE: dict[int | str, dict[str, Any]] = {
     400: {"description": "The file cannot be read as a table; the detail says why."},
-    413: {"description": "The upload is larger than COPILOT_MAX_UPLOAD_MB."},
+    413: {"description": "The file is larger than COPILOT_MAX_UPLOAD_MB (an upload) or COPILOT_MAX_FILE_MB."},
 }
+UPLOAD: dict[int | str, dict[str, Any]] = BAD_FILE | {
+    415: {"description": "The body is not multipart/form-data with a 'file' and a 'target' field."}
+}
+IMPORT: dict[int | str, dict[str, Any]] = BAD_FILE | {
+    404: {"description": "No such file in COPILOT_IMPORT_DIR, or the server has none (creating from a path is off)."}
+}
+
+
+def operation_id(route: APIRoute) -> str:
+    """The route function's name (``approve_step``), so a generated client's methods read as verbs."""
+    return route.name
 
 
 def install_contract(app: FastAPI, tokens: bool) -> None:
@@ -68,6 +91,7 @@ def document(schema: dict[str, Any], tokens: bool) -> dict[str, Any]:
             _document_errors(path, operation, tokens)
     if not tokens:
         components.pop("securitySchemes", None)
+    add_links(schema)
     return schema
 
 
@@ -83,6 +107,8 @@ def _document_errors(path: str, operation: dict[str, Any], tokens: bool) -> None
         statuses["404"] = "No such session (or step, version, preview) for this token."
     if operation.get("parameters") or operation.get("requestBody"):
         statuses["422"] = "A field is invalid; `errors` lists each one."
+    if operation.get("requestBody"):
+        statuses["400"] = "The body cannot be read: not JSON, or not UTF-8."
     for status, description in statuses.items():
         responses.setdefault(status, {"description": description})
     error = {"application/json": {"schema": {"$ref": REF.format(model="ErrorBody")}}}
@@ -91,3 +117,15 @@ def _document_errors(path: str, operation: dict[str, Any], tokens: bool) -> None
             response["content"] = error
             if response.get("description") == "Validation Error":
                 response["description"] = statuses.get(status, response["description"])
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the document lists for ``path``: the ``Allow`` header of a 405, so it agrees with the
+    document whichever route answered. A path the document names as it is (``/api/sessions/from-path``)
+    takes its own methods, not those of a template it also fits (``/api/sessions/{session_id}``)."""
+    paths: dict[str, Any] = app.openapi()["paths"]
+    if path in paths:
+        return sorted(m.upper() for m in paths[path])
+    if not hasattr(app.state, "method_patterns"):
+        app.state.method_patterns = [(compile_path(route)[0], [m.upper() for m in ops]) for route, ops in paths.items()]
+    return sorted({m for pattern, methods in app.state.method_patterns if pattern.match(path) for m in methods})

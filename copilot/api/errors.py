@@ -13,7 +13,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from copilot.api.contract import allowed_methods
 from copilot.errors import (
     Conflict,
     CopilotError,
@@ -73,6 +75,15 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
     return JSONResponse(validation_data(exc.errors()), status_code=422)
 
 
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Starlette's and FastAPI's own refusals (404, 405, 415, an unreadable body) in the same body; a 405
+    names every method the document lists for the path, not only those of the route that matched."""
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path))
+    return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=headers)
+
+
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     # The server logs the traceback too (Starlette re-raises after answering); this line ties it to the request.
     log.error("unhandled %s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
@@ -82,4 +93,5 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.exception_handler(CopilotError)(_copilot_error)
     app.exception_handler(RequestValidationError)(_validation_error)
+    app.exception_handler(StarletteHTTPException)(_http_error)
     app.exception_handler(Exception)(_internal_error)

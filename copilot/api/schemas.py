@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agents.llm import Share
-from copilot.views import Policy
+from copilot.api.paging import Page
+from copilot.views import EventView, MessageView, Policy, SessionView, VersionView
 
 
 class _Body(BaseModel):
@@ -160,3 +161,19 @@ class Readiness(BaseModel):
         description="Each layer: namespaces, landlock_abi, landlock_tcp, landlock_scoped, audit_hooks."
     )
     tools: int = Field(description="How many tools the registry holds.")
+
+
+class SessionsPage(Page[SessionView]):
+    """The caller's sessions, oldest first."""
+
+
+class VersionsPage(Page[VersionView]):
+    """A session's versions, oldest first."""
+
+
+class MessagesPage(Page[MessageView]):
+    """A session's chat messages, oldest first."""
+
+
+class EventsPage(Page[EventView]):
+    """A session's events in order: the same as the WebSocket sends, for a client that polls."""

@@ -49,6 +49,19 @@ export async function getJSON(path) {
   return (await request(path)).json();
 }
 
+// Every item of a paged list ({items, next_cursor}), following the cursors to the last page.
+export async function getAll(path) {
+  const items = [];
+  let cursor = null;
+  do {
+    const sep = path.includes("?") ? "&" : "?";
+    const page = await getJSON(cursor ? `${path}${sep}cursor=${encodeURIComponent(cursor)}&limit=500` : `${path}${sep}limit=500`);
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return items;
+}
+
 export async function postJSON(path, json = {}) {
   return (await request(path, { method: "POST", json })).json();
 }

@@ -1,5 +1,5 @@
 // What an LLM may see of the session's data, and every request the session sent (fetched when opened).
-import { getJSON } from "./api.js";
+import { getAll } from "./api.js";
 import { h, showError } from "./dom.js";
 
 const LEVELS = {
@@ -17,7 +17,7 @@ export function llmLog(sessionId) {
   async function load() {
     list.replaceChildren(h("li", {}, "Loading…"));
     try {
-      const sent = await getJSON(`/api/sessions/${sessionId}/llm-requests`);
+      const sent = await getAll(`/api/sessions/${sessionId}/llm-requests`);
       list.replaceChildren(...(sent.length ? sent.map(entry) : [h("li", {}, "Nothing was sent to an LLM.")]));
     } catch (error) {
       list.replaceChildren();

@@ -1,5 +1,5 @@
 // The page: #/ shows the start view, #/s/<id> a session (restored on reload).
-import { getJSON, postJSON } from "./api.js";
+import { getAll, getJSON, postJSON } from "./api.js";
 import { approvalCard } from "./approval.js";
 import { chatPane } from "./chat.js";
 import { renderData } from "./data.js";
@@ -99,7 +99,7 @@ function sessionView(id) {
 
   async function load() {
     const [session, messages] = await Promise.all([
-      getJSON(`/api/sessions/${id}`), getJSON(`/api/sessions/${id}/messages`)]);
+      getJSON(`/api/sessions/${id}`), getAll(`/api/sessions/${id}/messages`)]);
     title.textContent = `${session.source} → predict ${session.target}`;
     if (session.version !== state.version) {
       state.version = session.version;

@@ -1,5 +1,5 @@
 // The start view: upload a table (or pick a demo), choose the target, goal and policy.
-import { getJSON, postJSON, request } from "./api.js";
+import { getAll, postJSON, request } from "./api.js";
 import { h, showError, clearError } from "./dom.js";
 
 const TEXT_TABLE = /\.(csv|tsv)$/i;
@@ -75,7 +75,7 @@ export function renderStart(root, openSession) {
   }
 
   const demos = h("div", { class: "demos" });
-  getJSON("/api/demos").then((list) => demos.replaceChildren(...list.map((demo) =>
+  getAll("/api/demos").then((list) => demos.replaceChildren(...list.map((demo) =>
     h("button", { type: "button", title: demo.title, onclick: async (e) => {
       e.target.disabled = true;
       e.target.textContent = "Preparing the demo…";

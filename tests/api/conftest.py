@@ -243,7 +243,7 @@ def _proposal(step: dict[str, Any] | int) -> tuple[int, str]:
 def versions(client: httpx.Client, session_id: str) -> list[dict[str, Any]]:
     response = client.get(f"/api/sessions/{session_id}/versions")
     assert response.status_code == 200, response.text
-    return list(response.json())
+    return list(response.json()["items"])
 
 
 def step_by_id(session: dict[str, Any], step_id: int) -> dict[str, Any]:

@@ -54,10 +54,10 @@ def test_a_missing_or_wrong_token_is_401(secured: Server, headers: dict[str, str
 def test_a_session_belongs_to_the_token_that_made_it(secured: Server, owned: tuple[str, dict[str, Any]]) -> None:
     session_id, _ = owned
     with secured.client(TOKEN_A) as a:
-        assert session_id in [s["id"] for s in a.get("/api/sessions").json()]
+        assert session_id in [s["id"] for s in a.get("/api/sessions").json()["items"]]
         assert a.get(f"/api/sessions/{session_id}").status_code == 200
     with secured.client(TOKEN_B) as b:
-        assert session_id not in [s["id"] for s in b.get("/api/sessions").json()]
+        assert session_id not in [s["id"] for s in b.get("/api/sessions").json()["items"]]
 
 
 def test_another_token_gets_404_everywhere(secured: Server, owned: tuple[str, dict[str, Any]]) -> None:
@@ -85,7 +85,7 @@ def test_another_token_gets_404_everywhere(secured: Server, owned: tuple[str, di
         now = wait_for_gate(a, session_id)
         assert now["pending_step"]["id"] == step_id
         assert len(versions(a, session_id)) == 1
-        assert a.get(f"{base}/messages").json() == []
+        assert a.get(f"{base}/messages").json()["items"] == []
 
 
 def test_websocket_needs_the_owners_token(secured: Server, owned: tuple[str, dict[str, Any]]) -> None:

@@ -44,7 +44,7 @@ def test_list_and_get_show_the_session(api: httpx.Client) -> None:
     session_id = new_session(api)
     listed = api.get("/api/sessions")
     assert listed.status_code == 200
-    assert session_id in [s["id"] for s in listed.json()]
+    assert session_id in [s["id"] for s in listed.json()["items"]]
     assert get_session(api, session_id)["id"] == session_id
 
 
@@ -105,7 +105,7 @@ def test_messages_are_stored_and_listed(api: httpx.Client) -> None:
     assert message["role"] == "user" and message["text"] == "age over 120 is impossible"
     listed = api.get(f"/api/sessions/{session_id}/messages")
     assert listed.status_code == 200
-    assert message["id"] in [m["id"] for m in listed.json() if m["role"] == "user"]
+    assert message["id"] in [m["id"] for m in listed.json()["items"] if m["role"] == "user"]
 
 
 def test_undo_returns_to_the_parent_version(api: httpx.Client) -> None:

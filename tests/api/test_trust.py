@@ -94,7 +94,8 @@ def test_approve_in_the_chat_acts_only_on_the_proposal_on_screen(api: httpx.Clie
     say(api, session_id, "yes", proposal="ab" * 16)  # a proposal that is not the pending one
     session = wait_for_gate(api, session_id)
     assert session["pending_step"]["proposal"] == shown["proposal"] and shown["id"] not in runs(server, session_id)
-    replies = [m["text"] for m in api.get(f"/api/sessions/{session_id}/messages").json() if m["role"] == "assistant"]
+    messages = api.get(f"/api/sessions/{session_id}/messages").json()["items"]
+    replies = [m["text"] for m in messages if m["role"] == "assistant"]
     assert any("does not say which proposal you saw" in r for r in replies), replies
     assert any("not waiting for approval" in r for r in replies), replies
     say(api, session_id, "approve", proposal=shown["proposal"])

@@ -74,7 +74,7 @@ def test_the_person_edits_the_mapping_previews_it_and_approves_it(
 
     step = step_by_id(get_session(api, session["id"]), session["pending_step"]["id"])
     assert step["status"] == "done" and step["params"]["mapping"] == {"sex": {"M": "M", "Female": "female"}}
-    version = api.get(f"/api/sessions/{session['id']}/versions").json()
+    version = api.get(f"/api/sessions/{session['id']}/versions").json()["items"]
     current = next(v for v in version if v["current"])
     assert current["content_hash"] == edited["preview"]["content_hash"]
     assert categories_of(api, session["id"], current["id"]) == {"Male": 65, "female": 66, "M": 6}

@@ -104,7 +104,7 @@ def test_after_an_undo_the_score_shown_is_of_the_data_kept_or_said_to_be_out_of_
         assert undone.score_after == scored_now[-1].metrics["score"]
     else:
         assert undone.score_after is None and undone.score_note is not None and "out of date" in undone.score_note
-    assert engine.report(session.id, OWNER)["score_note"] == undone.score_note
+    assert engine.report(session.id, OWNER).score_note == undone.score_note
 
 
 def _scored(engine: Engine, session_id: str, step_id: int) -> str | None:

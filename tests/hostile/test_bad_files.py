@@ -65,9 +65,9 @@ def test_exported_csv_cannot_run_formulas(run_cli: CliRunner, tmp_path: Path) ->
 
 
 def _snapshot(hostile: Server, api: httpx.Client) -> tuple[list[str], int, list[Path]]:
-    sessions = api.get("/api/sessions")
+    sessions = api.get("/api/sessions", params={"limit": 500})
     assert sessions.status_code == 200, sessions.text
-    return [s["id"] for s in sessions.json()], assert_versions_intact(hostile.data_dir), \
+    return [s["id"] for s in sessions.json()["items"]], assert_versions_intact(hostile.data_dir), \
         files_under(hostile.data_dir / "versions")  # fmt: skip
 
 

@@ -75,7 +75,7 @@ def test_a_store_locked_by_another_writer_delays_writes_and_loses_none(hostile: 
         holder.close()
     writer.join(timeout=30)
     assert answers and answers[0].status_code == 201, answers
-    texts = [m["text"] for m in api.get(f"/api/sessions/{session_id}/messages").json()]
+    texts = [m["text"] for m in api.get(f"/api/sessions/{session_id}/messages").json()["items"]]
     assert "written under a lock" in texts
 
 
@@ -103,7 +103,7 @@ def crashing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def _assert_consistent(api: httpx.Client, session_id: str) -> dict[str, Any]:
     session = wait_for(api, session_id, REST, timeout=120)
-    listed = {v["id"]: v for v in api.get(f"/api/sessions/{session_id}/versions").json()}
+    listed = {v["id"]: v for v in api.get(f"/api/sessions/{session_id}/versions").json()["items"]}
     assert session["version"] in listed, (session["version"], list(listed))
     assert not [s for s in session["plan"] if s["status"] == "running"], session["plan"]
     for step in session["plan"]:
@@ -121,6 +121,6 @@ def test_repeated_kills_mid_run_lose_no_version(crashing: Server) -> None:
     crashing.restart()
     with crashing.client() as api:
         session = _assert_consistent(api, session_id)
-        assert [s["id"] for s in api.get("/api/sessions").json()] == [session_id]
+        assert [s["id"] for s in api.get("/api/sessions").json()["items"]] == [session_id]
         assert session["state"] == "done", session["plan"]
     assert assert_versions_intact(crashing.data_dir) >= 2

@@ -22,7 +22,7 @@ def test_the_owner_reads_every_request_sent_and_nobody_else_can(tmp_path: Path, 
             assert gate["agents"] == "llm:fake-model" and gate["llm_share"] == "aggregates"
             answer = alice.get(f"/api/sessions/{session_id}/llm-requests")
             assert answer.status_code == 200, answer.text
-            sent = answer.json()
+            sent = answer.json()["items"]
             assert [r["request"] for r in sent] == fake.script.requests
             assert [r["purpose"] for r in sent] == ["plan", "call", "plan", "call"]  # baseline ran; impute waits
             assert len(sent) == gate["llm_usage"]["calls"] and all(r["at"] for r in sent)

@@ -200,7 +200,7 @@ def test_a_session_asking_for_more_than_the_server_allows_is_refused(tmp_path: P
             answer = upload(api, csv_bytes(_private_table(60)), llm_share="samples")
             assert answer.status_code == 422, answer.text
             assert "COPILOT_LLM_SHARE" in answer.json()["detail"] and "'aggregates'" in answer.json()["detail"]
-            assert api.get("/api/sessions").json() == []
+            assert api.get("/api/sessions").json()["items"] == []
             created = upload(api, csv_bytes(_private_table(60)))
             assert created.status_code == 201 and created.json()["llm_share"] == "aggregates"
     finally:

@@ -29,7 +29,8 @@ def plan(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def replies(api: httpx.Client, session_id: str) -> list[str]:
-    return [m["text"] for m in api.get(f"/api/sessions/{session_id}/messages").json() if m["role"] == "assistant"]
+    messages = api.get(f"/api/sessions/{session_id}/messages").json()["items"]
+    return [m["text"] for m in messages if m["role"] == "assistant"]
 
 
 def test_an_llm_cannot_loosen_a_rule_and_its_tighter_reading_waits_for_the_person(

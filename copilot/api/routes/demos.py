@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from copilot.api.deps import EngineDep, OwnerDep, SettingsDep
+from copilot.api.paging import Page, WindowDep
 from copilot.demo import TARGET, demo_data
 from copilot.engine import Engine
 from copilot.errors import NotFound
@@ -33,9 +34,13 @@ DEMOS = {
 GOAL = "Predict `diagnosis`; clean the planted faults."
 
 
+class DemosPage(Page[DemoView]):
+    """The demo datasets a session can start on."""
+
+
 @router.get("")
-def list_demos(_: OwnerDep) -> list[DemoView]:
-    return list(DEMOS.values())
+def list_demos(_: OwnerDep, window: WindowDep) -> DemosPage:
+    return window.page(DemosPage, lambda offset, limit: list(DEMOS.values())[offset : offset + limit])
 
 
 @router.post("/{name}/sessions", status_code=status.HTTP_201_CREATED)

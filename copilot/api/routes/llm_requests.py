@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from agents.llm import Purpose
 from copilot.api.deps import EngineDep, OwnerDep
+from copilot.api.paging import Page, WindowDep
 from copilot.planning import sent_requests
 
 router = APIRouter(prefix="/api/sessions/{session_id}", tags=["llm"])
@@ -22,10 +23,18 @@ class LLMRequestView(BaseModel):
     request: dict[str, Any] = Field(description="The request as sent: model, messages, and tools or response_format.")
 
 
+class LLMRequestsPage(Page[LLMRequestView]):
+    """What a session sent to an LLM, oldest first."""
+
+
 @router.get("/llm-requests")
-def llm_requests(session_id: str, engine: EngineDep, owner: OwnerDep) -> list[LLMRequestView]:
-    """Every request this session sent to an LLM, oldest first, failed ones included; empty with the
-    rule-based agents. Another owner's session is a 404."""
-    with engine.store.transaction() as db:
-        rows = sent_requests(db, session_id, owner)
-        return [LLMRequestView.model_validate(row, from_attributes=True) for row in rows]
+def list_llm_requests(session_id: str, engine: EngineDep, owner: OwnerDep, window: WindowDep) -> LLMRequestsPage:
+    """The requests this session sent to an LLM, oldest first, failed ones included, a page at a time; empty
+    with the rule-based agents. Another owner's session is a 404."""
+
+    def read(offset: int, limit: int) -> list[LLMRequestView]:
+        with engine.store.transaction() as db:
+            rows = sent_requests(db, session_id, owner, offset, limit)
+            return [LLMRequestView.model_validate(row, from_attributes=True) for row in rows]
+
+    return window.page(LLMRequestsPage, read)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from copilot.api.contract import CONFLICT
 from copilot.api.deps import EngineDep, OwnerDep
+from copilot.api.idempotency import OnceDep
 from copilot.api.schemas import ApproveRequest, PreviewRequest, RejectRequest
 from copilot.views import CellsPage, DroppedPage, SessionView
 
@@ -16,8 +17,10 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="How many entr
 Limit = Annotated[int, Query(ge=1, le=500, description="At most this many entries.")]
 
 
-@router.post("/steps/{step_id}/approve", responses=CONFLICT)
-def approve(session_id: str, step_id: int, body: ApproveRequest, engine: EngineDep, owner: OwnerDep) -> SessionView:
+@router.post("/steps/{step_id}/approve", response_model=SessionView, responses=CONFLICT)
+def approve_step(
+    session_id: str, step_id: int, body: ApproveRequest, engine: EngineDep, owner: OwnerDep, once: OnceDep
+) -> SessionView | Response:
     """Approve the pending step named by its proposal id. A data-changing step commits its preview as it is
     (the session moves to the previewed version, and the tool does not run again); a read-only step runs, with
     its proposed parameters or edited ones. Either way the call is checked against the tool's schema and the
@@ -25,23 +28,31 @@ def approve(session_id: str, step_id: int, body: ApproveRequest, engine: EngineD
 
     A proposal that is no longer pending, a preview other than the one shown, parameters other than those
     previewed, or a preview made on a version that is no longer current is a 409, and nothing is committed.
-    Approving the same proposal again changes nothing and runs nothing twice."""
-    return engine.approve(session_id, step_id, owner, body.proposal, body.params, body.preview)
+    Approving the same proposal again changes nothing and runs nothing twice; with an `Idempotency-Key`, a
+    retry also gets the first answer back."""
+    run = lambda: engine.approve(session_id, step_id, owner, body.proposal, body.params, body.preview)  # noqa: E731
+    return once(("approve", session_id, step_id, body), run)
 
 
-@router.post("/steps/{step_id}/preview", responses=CONFLICT)
-def preview(session_id: str, step_id: int, body: PreviewRequest, engine: EngineDep, owner: OwnerDep) -> SessionView:
+@router.post("/steps/{step_id}/preview", response_model=SessionView, responses=CONFLICT)
+def preview_step(
+    session_id: str, step_id: int, body: PreviewRequest, engine: EngineDep, owner: OwnerDep, once: OnceDep
+) -> SessionView | Response:
     """Edit the pending step's parameters: its preview is discarded and the step is previewed with these (the
     session is `previewing`, then waits again with a new proposal id and preview). Invalid parameters, or ones
     that break a rule, are a 422 and the step keeps waiting as it was."""
-    return engine.preview(session_id, step_id, owner, body.proposal, body.params)
+    return once(("preview", session_id, step_id, body),
+                lambda: engine.preview(session_id, step_id, owner, body.proposal, body.params))  # fmt: skip
 
 
-@router.post("/steps/{step_id}/reject", responses=CONFLICT)
-def reject(session_id: str, step_id: int, body: RejectRequest, engine: EngineDep, owner: OwnerDep) -> SessionView:
+@router.post("/steps/{step_id}/reject", response_model=SessionView, responses=CONFLICT)
+def reject_step(
+    session_id: str, step_id: int, body: RejectRequest, engine: EngineDep, owner: OwnerDep, once: OnceDep
+) -> SessionView | Response:
     """Refuse the pending step named by its proposal id (its preview is discarded); the coordinator re-plans
     with the reason."""
-    return engine.reject(session_id, step_id, owner, body.proposal, body.reason)
+    return once(("reject", session_id, step_id, body),
+                lambda: engine.reject(session_id, step_id, owner, body.proposal, body.reason))  # fmt: skip
 
 
 @router.get("/previews/{preview_id}/rows")

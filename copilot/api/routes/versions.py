@@ -4,7 +4,7 @@ the standalone script and the report."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Response
@@ -12,9 +12,11 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from copilot.api.deps import EngineDep, OwnerDep, SettingsDep
+from copilot.api.paging import WindowDep
+from copilot.api.schemas import VersionsPage
 from copilot.api.tables import csv_chunks, parquet_without_index
 from copilot.pipeline import PipelineSpec
-from copilot.views import VersionView
+from copilot.views import ReportView
 
 router = APIRouter(prefix="/api/sessions/{session_id}", tags=["downloads"])
 
@@ -22,9 +24,9 @@ PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 
 
 @router.get("/versions")
-def list_versions(session_id: str, engine: EngineDep, owner: OwnerDep) -> list[VersionView]:
-    """Every version of the session's data, oldest first; ``current`` marks the one in use."""
-    return engine.versions(session_id, owner)
+def list_versions(session_id: str, engine: EngineDep, owner: OwnerDep, window: WindowDep) -> VersionsPage:
+    """The versions of the session's data, oldest first, a page at a time; ``current`` marks the one in use."""
+    return window.page(VersionsPage, lambda offset, limit: engine.versions(session_id, owner, offset, limit))
 
 
 @router.get(
@@ -50,19 +52,19 @@ def download_version(
 
 
 @router.get("/pipeline.json")
-def pipeline_spec(session_id: str, engine: EngineDep, owner: OwnerDep) -> PipelineSpec:
+def get_pipeline(session_id: str, engine: EngineDep, owner: OwnerDep) -> PipelineSpec:
     """The approved steps with their fitted state, for ``copilot apply`` on new data."""
     return engine.pipeline(session_id, owner)
 
 
 @router.get("/pipeline.py", response_class=Response, responses={200: {"content": {"text/x-python": {}}}})
-def pipeline_script(session_id: str, engine: EngineDep, owner: OwnerDep) -> Response:
+def get_pipeline_script(session_id: str, engine: EngineDep, owner: OwnerDep) -> Response:
     """A standalone script (pandas and scikit-learn only) that reproduces the cleaning."""
     return Response(engine.pipeline_script(session_id, owner), media_type="text/x-python; charset=utf-8")
 
 
 @router.get("/report")
-def report(session_id: str, engine: EngineDep, owner: OwnerDep) -> dict[str, Any]:
+def get_report(session_id: str, engine: EngineDep, owner: OwnerDep) -> ReportView:
     """Every step with its parameters, approvals, summary, findings and metrics."""
     return engine.report(session_id, owner)
 
