@@ -6,12 +6,13 @@ Unknown keys are refused, so a misspelt ``params`` cannot silently approve the p
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agents.llm import Share
 from copilot.views import Policy
+from copilot.webhooks.views import WebhookEvent
 
 
 class _Body(BaseModel):
@@ -97,6 +98,24 @@ class MessageRequest(_Body):
 
 class AcceptRulesRequest(_Body):
     suggestion: ProposalId = Field(description="The id of the rule suggestion you saw (`rule_suggestion.id`).")
+
+
+class WebhookRequest(_Body):
+    url: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="Where to POST: a URL under a prefix in the server's COPILOT_WEBHOOK_URLS.",
+    )
+    events: list[WebhookEvent] = Field(
+        default_factory=lambda: list(get_args(WebhookEvent)),
+        min_length=1,
+        description="What to be told of: awaiting_approval, step_finished, step_failed, done; default: all four.",
+    )
+
+    @field_validator("events")
+    @classmethod
+    def _once_each(cls, value: list[WebhookEvent]) -> list[WebhookEvent]:
+        return list(dict.fromkeys(value))
 
 
 class ApproveAction(ApproveRequest):
