@@ -273,6 +273,8 @@ def doctor() -> None:
             + (" runs no tool" if settings.sandbox == "strict" else " runs tools with the audit hooks alone")
         )
     console.print(f"agents: {_agents_line(settings)}")
+    hooks = ", ".join(f"{t.scheme}://{t.host}:{t.port}{t.path}" for t in settings.webhook_prefixes())
+    console.print(f"webhooks: {'to URLs under ' + hooks if hooks else 'off (COPILOT_WEBHOOK_URLS is empty)'}")
     registry = default_registry()
     console.print(f"tools: {len(registry.tools)} ({len(registry.plugins)} from plugins)")
     for error in registry.errors:

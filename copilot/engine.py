@@ -56,6 +56,7 @@ from copilot.store import EventRow, SessionRow, StepRow, Store, VersionRow, now
 from copilot.validation import check_guidance, check_table
 from copilot.versions import VersionStore
 from copilot.views import Policy, SessionView
+from copilot.webhooks.outbox import Outbox
 from tools.holdout import share_for
 from tools.registry import Registry, default_registry
 
@@ -84,6 +85,7 @@ class Engine(Conversation, SessionReads, PreviewGate):
         self.runner_id = new_runner_id()  # on the steps it runs and the sessions it advances
         self._heartbeat = Heartbeat(self.store, self.runner_id)
         self._watch = Watch(self.runner_id)  # others' heartbeats; after start(), the heartbeat thread's alone
+        self.webhooks = Outbox(self.store, settings, self.runner_id)  # deliveries written with their events
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -96,9 +98,11 @@ class Engine(Conversation, SessionReads, PreviewGate):
         if recover:
             self._take_over()
         self._heartbeat.start(self._take_over if recover else None)
+        self.webhooks.start()
 
     def close(self) -> None:
         self._heartbeat.stop()
+        self.webhooks.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._planning.shutdown(wait=False, cancel_futures=True)
 
@@ -494,10 +498,12 @@ class Engine(Conversation, SessionReads, PreviewGate):
         self._emit(db, session, "session_state", {"state": state})
 
     def _emit(self, db: Session, session: SessionRow, kind: str, data: dict[str, Any]) -> None:
-        """Persist an event in the caller's transaction; it is published once that commits."""
+        """Persist an event in the caller's transaction, with its webhook deliveries; it is published once that
+        commits."""
         session.last_seq += 1
         row = EventRow(session_id=session.id, seq=session.last_seq, type=kind, at=now(), data=data)
         db.add(row)
+        self.webhooks.enqueue(db, session, row)
         self._local.events.append((session.id, views.event_view(row)))
 
     @contextmanager

@@ -59,3 +59,10 @@ class InvalidParams(CopilotError):
 
 class RuleViolation(InvalidParams):
     """A call whose parameters break a rule the person set; the message quotes the rule."""
+
+
+class UrlNotAllowed(InvalidParams):
+    """A webhook URL outside the server's allow-list (``COPILOT_WEBHOOK_URLS``), or webhooks are off."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, [{"loc": ["body", "url"], "msg": message}])

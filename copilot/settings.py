@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from agents.llm import Share
 from copilot.errors import CopilotError
+from copilot.webhooks.urls import Target, parse_allow_list
 
 #: Which steps wait for a person: every step, the steps that change data, or none. Exact, lower-case words.
 Policy = Literal["always", "mutating", "never"]
@@ -92,6 +93,16 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(400_000, ge=1, description="Most LLM tokens per session; then the rule-based agents.")
     llm_timeout_s: float = Field(60.0, gt=0, description="Time-out of one LLM request, in seconds.")
     llm_max_retries: int = Field(2, ge=0, le=10, description="Retries of a timed-out, 429 or 5xx LLM request.")
+    webhook_urls: str = Field(
+        "",
+        description="Comma-separated URL prefixes webhooks may be sent to (scheme, host, port and a path prefix, "
+        "e.g. https://hooks.example.org/copilot/); empty: webhooks off. Checked again at each delivery.",
+    )
+    webhook_attempts: int = Field(6, ge=1, le=50, description="Most POSTs of one webhook delivery, the first included.")
+    webhook_backoff_s: float = Field(
+        2.0, gt=0, le=3600, description="Wait before a webhook's first retry, in seconds; doubled after each retry."
+    )
+    webhook_timeout_s: float = Field(5.0, gt=0, le=300, description="Time-out of one webhook POST, in seconds.")
 
     @field_validator("data_dir")
     @classmethod
@@ -124,6 +135,16 @@ class Settings(BaseSettings):
             except (ArgumentError, NoSuchModuleError, ValueError):
                 raise ValueError("not an SQLAlchemy URL of a known database, e.g. postgresql://HOST/DB") from None
         return value
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _webhook_prefixes(cls, value: str) -> str:
+        parse_allow_list(value)
+        return value
+
+    def webhook_prefixes(self) -> list[Target]:
+        """The parsed entries of COPILOT_WEBHOOK_URLS; none: webhooks are off."""
+        return parse_allow_list(self.webhook_urls)
 
     def token_list(self) -> list[str]:
         """Every configured token, from COPILOT_TOKENS and COPILOT_TOKEN_FILE."""

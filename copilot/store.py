@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import JSON, DateTime, ForeignKey, String, Text, TypeDecorator, create_engine, event
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -198,6 +198,44 @@ class IdempotencyRow(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))  # sha256 of the operation and its request
     status: Mapped[int | None] = mapped_column(default=None)  # None while the first request runs
     body: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class WebhookRow(Base):
+    """A subscription: POST the ``events`` of one session, or (``session_id`` None) of every session of
+    ``owner``, to ``url``, signed with ``secret``. A deleted one stays, inactive, so its log keeps its name."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    session_id: Mapped[str | None] = mapped_column(ForeignKey("sessions.id"), default=None, index=True)
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(String(64))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class DeliveryRow(Base):
+    """One event to POST to one subscription (``copilot.webhooks``): written in the transaction of the event,
+    sent by whichever server claims it first; ``claimed_until`` lets another retry it if that server dies."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id"), index=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"))
+    event: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int]
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # pending, delivered, failed, refused or cancelled
+    #: One entry per POST: ``{"at", "status_code", "error", "duration_ms"}``.
+    attempts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    next_at: Mapped[datetime | None] = mapped_column(default=None)  # when a pending one is due
+    claimed_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    claimed_until: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=now)
 
 

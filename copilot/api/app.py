@@ -21,7 +21,19 @@ from copilot.api.contract import install_contract, operation_id
 from copilot.api.errors import install_error_handlers
 from copilot.api.limits import UploadSizeLimit
 from copilot.api.logs import redact_server_logs
-from copilot.api.routes import demos, health, llm_requests, messages, rules, sessions, steps, tools, versions, ws
+from copilot.api.routes import (
+    demos,
+    health,
+    llm_requests,
+    messages,
+    rules,
+    sessions,
+    steps,
+    tools,
+    versions,
+    webhooks,
+    ws,
+)
 from copilot.engine import Engine
 from copilot.settings import Settings
 
@@ -60,7 +72,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.add_middleware(UploadSizeLimit, path=sessions.router.prefix, max_mb=settings.max_upload_mb)
     if not app.state.tokens:  # loopback only: refuse other Host names, so DNS rebinding cannot reach it
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_HOSTS))
-    for module in (health, sessions, messages, steps, rules, versions, llm_requests, tools, demos, ws):
+    for module in (health, sessions, messages, steps, rules, versions, llm_requests, webhooks, tools, demos, ws):
         app.include_router(module.router)
     frontend = frontend_dir()
     if frontend.is_dir():

@@ -104,7 +104,7 @@ def _document_errors(path: str, operation: dict[str, Any], tokens: bool) -> None
     if secured and tokens:
         statuses["401"] = "The bearer token is missing or not one of COPILOT_TOKENS."
     if "{" in path:
-        statuses["404"] = "No such session (or step, version, preview) for this token."
+        statuses["404"] = "No such session (or step, version, preview, webhook) for this token."
     if operation.get("parameters") or operation.get("requestBody"):
         statuses["422"] = "A field is invalid; `errors` lists each one."
     if operation.get("requestBody"):

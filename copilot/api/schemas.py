@@ -6,13 +6,14 @@ Unknown keys are refused, so a misspelt ``params`` cannot silently approve the p
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agents.llm import Share
 from copilot.api.paging import Page
 from copilot.views import EventView, MessageView, Policy, SessionView, VersionView
+from copilot.webhooks.views import DeliveryView, WebhookEvent, WebhookView
 
 
 class _Body(BaseModel):
@@ -100,6 +101,24 @@ class AcceptRulesRequest(_Body):
     suggestion: ProposalId = Field(description="The id of the rule suggestion you saw (`rule_suggestion.id`).")
 
 
+class WebhookRequest(_Body):
+    url: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="Where to POST: a URL under a prefix in the server's COPILOT_WEBHOOK_URLS.",
+    )
+    events: list[WebhookEvent] = Field(
+        default_factory=lambda: list(get_args(WebhookEvent)),
+        min_length=1,
+        description="What to be told of: awaiting_approval, step_finished, step_failed, done; default: all four.",
+    )
+
+    @field_validator("events")
+    @classmethod
+    def _once_each(cls, value: list[WebhookEvent]) -> list[WebhookEvent]:
+        return list(dict.fromkeys(value))
+
+
 class ApproveAction(ApproveRequest):
     action: Literal["approve"]
     step_id: int
@@ -177,3 +196,11 @@ class MessagesPage(Page[MessageView]):
 
 class EventsPage(Page[EventView]):
     """A session's events in order: the same as the WebSocket sends, for a client that polls."""
+
+
+class WebhooksPage(Page[WebhookView]):
+    """A token's subscriptions, oldest first, deleted ones marked inactive."""
+
+
+class DeliveriesPage(Page[DeliveryView]):
+    """A subscription's delivery log, oldest first."""
