@@ -18,9 +18,10 @@ from rich.table import Table
 from agents.llm import Usage
 from agents.plan import Guidance, PlanStep, RequestedStep
 from agents.worker import ToolCallError, validate_call
-from copilot.cleaning import CleaningOutcome, Decision, approve_all
+from copilot.decisions import Decision, approve_all
 from copilot.errors import CopilotError
-from copilot.jobs import CleanPaths, apply_file, clean_file, first_plan
+from copilot.export import CleanPaths
+from copilot.jobs import apply_file, clean_file, first_plan
 from copilot.preview_text import preview_lines
 from copilot.settings import Settings, get_settings
 from copilot.views import EventView, PendingStep
@@ -95,7 +96,7 @@ def clean(
     outcome, paths = clean_file(input, target, output, settings, id_columns=id_column, guidance=guidance,
                                 approver=approve_all if yes else terminal, on_event=EventPrinter(),
                                 report=report)  # fmt: skip
-    _print_summary(outcome, paths)
+    _print_summary(outcome.report, paths)
     if terminal.input_ended:  # a pipe without --yes: not a finished run, so not a success
         raise typer.Exit(1)
 
@@ -199,8 +200,7 @@ def _parse_params(step: PendingStep, raw: str, columns: list[str]) -> dict[str, 
     return None
 
 
-def _print_summary(outcome: CleaningOutcome, paths: CleanPaths) -> None:
-    report = outcome.report
+def _print_summary(report: dict[str, Any], paths: CleanPaths) -> None:
     before, after = report["score_before"], report["score_after"]
     console.print(f"\nrows {report['rows_before']} → {report['rows_after']}, "
                   f"columns {report['columns_before']} → {report['columns_after']}")  # fmt: skip
@@ -210,10 +210,10 @@ def _print_summary(outcome: CleaningOutcome, paths: CleanPaths) -> None:
         console.print(f"[yellow]note:[/yellow] {report['score_note']}")
     for warning in report["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning}")
-    if outcome.agents != "rule-based":
-        used = Usage.model_validate(outcome.session.llm_usage)
+    if report["agents"] != "rule-based":
+        used = Usage.model_validate(report["llm_usage"])
         fell_back = f"; the rule-based agents took over {used.fallbacks} time(s)" if used.fallbacks else ""
-        console.print(f"planned by {outcome.agents}: {used.calls} LLM call(s), {used.tokens} tokens{fell_back}")
+        console.print(f"planned by {report['agents']}: {used.calls} LLM call(s), {used.tokens} tokens{fell_back}")
     console.print(f"wrote {paths.output}, {paths.pipeline}, {paths.script}" +
                   (f", {paths.report}" if paths.report else ""))  # fmt: skip
 
