@@ -11,6 +11,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,16 +20,26 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.api.conftest import Server, free_port, get_session, messy_csv, mutating_tools
+from tests.api.conftest import (
+    Server,
+    free_port,
+    get_session,
+    messy_csv,
+    mutating_tools,
+    reject,
+    wait_for_gate,
+)
 from tests.conftest import messy_table
 
 RULES = ["--rule", "weight=0..200", "--keep", "site", "--no-row-drops"]
 TOKEN_A, TOKEN_B = "alpha-token", "beta-token"
+PROMPT = "approve / skip / edit / quit"
 
 
 def start_clean(source: Path, output: Path, *args: str, folder: Path, server: str | None = None,
-                env: dict[str, str] | None = None, input_text: str = "") -> subprocess.Popen[str]:  # fmt: skip
-    """``copilot clean SOURCE -t outcome -o OUTPUT ARGS`` in a fresh interpreter, answers on its stdin.
+                env: dict[str, str] | None = None, input_text: str | None = "") -> subprocess.Popen[str]:  # fmt: skip
+    """``copilot clean SOURCE -t outcome -o OUTPUT ARGS`` in a fresh interpreter, ``input_text`` on its stdin
+    (None: left open, for the test to answer).
 
     Its data directory is ``folder/cli-data``: a remote run must never make it."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("COPILOT_")}
@@ -37,8 +49,9 @@ def start_clean(source: Path, output: Path, *args: str, folder: Path, server: st
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=base)  # fmt: skip
     assert process.stdin is not None
-    process.stdin.write(input_text)
-    process.stdin.close()
+    if input_text is not None:
+        process.stdin.write(input_text)
+        process.stdin.close()
     return process
 
 
@@ -52,9 +65,10 @@ def clean(source: Path, output: Path, *args: str, **kwargs: Any) -> subprocess.C
     return finish(start_clean(source, output, *args, **kwargs))
 
 
-def session_id_of(done: subprocess.CompletedProcess[str]) -> str:
-    match = re.search(r"session ([0-9a-f]{32}) on http", done.stdout)
-    assert match, (done.stdout, done.stderr)
+def session_id_of(stdout: str) -> str:
+    """The session the run said it made."""
+    match = re.search(r"session ([0-9a-f]{32}) on http", stdout)
+    assert match, stdout
     return match[1]
 
 
@@ -99,7 +113,7 @@ def test_yes_writes_what_the_local_run_writes(server: Server, source: Path, tmp_
     compile(remote_out.with_suffix(".pipeline.py").read_text(), "remote.pipeline.py", "exec")
     assert f"wrote {remote_out}, {remote_out.with_suffix('.pipeline.json')}" in " ".join(remote.stdout.split())
     with server.client() as api:
-        assert get_session(api, session_id_of(remote))["state"] == "done"
+        assert get_session(api, session_id_of(remote.stdout))["state"] == "done"
 
 
 def test_answers_on_stdin_become_the_sessions_decisions(server: Server, source: Path, tmp_path: Path) -> None:
@@ -110,11 +124,11 @@ def test_answers_on_stdin_become_the_sessions_decisions(server: Server, source: 
                  input_text="\n".join(answers) + "\n")  # fmt: skip
     assert done.returncode == 0, done.stderr
     text = " ".join(done.stdout.split())
-    assert text.index("would change: age") < text.index("approve / skip / edit / quit")  # shown, then asked
+    assert text.index("would change: age") < text.index(PROMPT)  # shown, then asked
     assert text.index("removes columns: site") < text.index("removes columns: note")  # the proposal, then the edit
 
     with server.client() as api:
-        session = get_session(api, session_id_of(done))
+        session = get_session(api, session_id_of(done.stdout))
         mutating = mutating_tools(api)
         changes = [step for step in session["plan"] if step["tool"] in mutating]
     assert session["state"] == "done", statuses(session)
@@ -126,6 +140,61 @@ def test_answers_on_stdin_become_the_sessions_decisions(server: Server, source: 
     assert "note" not in cleaned.columns and "site" in cleaned.columns
 
 
+class Reader:
+    """Everything a process writes on stdout, read as it comes (a prompt ends with no newline)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        self.stdout, self.chunks = process.stdout, list[str]()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while chunk := self.stdout.read(1):
+            self.chunks.append(chunk)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+    def wait_for(self, words: str, times: int = 1, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.text.count(words) < times:
+            assert time.monotonic() < deadline, f"no {words!r} × {times} in:\n{self.text}"
+            time.sleep(0.05)
+
+
+def test_a_stale_approval_asks_about_what_waits_now(server: Server, source: Path, tmp_path: Path) -> None:
+    """The browser rejects the step the terminal shows; the terminal's approval is then a 409, commits
+    nothing, and the person is asked about the step that waits now."""
+    process = start_clean(source, tmp_path / "out.csv", folder=tmp_path, server=server.base_url, input_text=None)
+    assert process.stdin is not None
+    out = Reader(process)
+    out.wait_for(PROMPT)
+    with server.client() as api:
+        session_id = session_id_of(out.text)
+        shown = get_session(api, session_id)["pending_step"]
+        assert shown["tool"] == "coerce_types"
+        assert reject(api, session_id, shown, "not now, from the browser").status_code == 200
+        waiting = wait_for_gate(api, session_id)["pending_step"]
+        process.stdin.write("a\n")  # approves what the terminal shows: coerce_types, no longer pending
+        process.stdin.flush()
+        out.wait_for(PROMPT, times=2)
+        process.stdin.write("q\n")
+        process.stdin.close()
+        assert process.wait(timeout=60) == 0, out.text
+        out.thread.join(timeout=10)
+        session = get_session(api, session_id)
+    text = " ".join(out.text.split())
+    moved = text.index("the session moved on")
+    assert text.index(f"{waiting['tool']} wants to change the data", moved) > moved  # shown after the 409
+    coerce = next(step for step in session["plan"] if step["tool"] == "coerce_types")
+    assert (coerce["status"], coerce["error"]) == ("rejected", "not now, from the browser")  # not approved after all
+    assert session["state"] == "stopped" and all(s["status"] != "done" for s in session["plan"] if
+                                                  s["tool"] != "evaluate"), statuses(session)  # fmt: skip
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "out.csv"), pd.read_csv(source))
+
+
 def test_the_end_of_input_stops_without_approving(server: Server, source: Path, tmp_path: Path) -> None:
     done = clean(source, tmp_path / "out.csv", "--report", str(tmp_path / "r.json"), folder=tmp_path,
                  server=server.base_url)  # fmt: skip
@@ -133,7 +202,7 @@ def test_the_end_of_input_stops_without_approving(server: Server, source: Path, 
     assert "end of input: stopping without approving coerce_types" in " ".join(done.stderr.split())
     assert "Traceback" not in done.stderr
     with server.client() as api:
-        session = get_session(api, session_id_of(done))
+        session = get_session(api, session_id_of(done.stdout))
     assert session["state"] == "stopped"
     assert statuses(session) == [("evaluate", "done"), ("coerce_types", "skipped")]  # read-only ran; no change did
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "out.csv"), pd.read_csv(source))
@@ -161,7 +230,7 @@ def test_the_session_belongs_to_the_token(guarded: Server, source: Path, tmp_pat
     done = clean(source, tmp_path / "out.csv", "--plan-only", folder=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     assert "coerce_types" in done.stdout and "drop_columns" in done.stdout
-    session_id = session_id_of(done)
+    session_id = session_id_of(done.stdout)
     with guarded.client(TOKEN_A) as a:
         session = get_session(a, session_id)
         assert session["state"] == "stopped" and all(s["status"] != "done" for s in session["plan"] if
@@ -202,6 +271,6 @@ def test_what_the_api_cannot_carry_is_refused(server: Server, source: Path, tmp_
                      server=server.base_url)  # fmt: skip
         assert done.returncode == 2, done.stderr
         assert "did not take --rule agee=0..120" in " ".join(done.stderr.split())
-        session = get_session(api, session_id_of(done))
+        session = get_session(api, session_id_of(done.stdout))
     assert session["state"] == "stopped" and ("coerce_types", "done") not in statuses(session)
     assert not (tmp_path / "out.csv").exists()
