@@ -49,7 +49,8 @@ import copilot.engine
 import copilot.planning
 import copilot.step_runner
 from agents.plan import Guidance
-from copilot.cleaning import approve_all, run_cleaning
+from copilot.cleaning import run_cleaning
+from copilot.decisions import approve_all
 from copilot.engine import Engine
 from copilot.settings import Settings
 from tools.base import ToolContext

@@ -13,33 +13,19 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from agents.plan import Guidance
+from copilot.decisions import Approver, EventSink
 from copilot.engine import FINAL_STATES, Engine
 from copilot.errors import InvalidParams
 from copilot.pipeline import PipelineSpec
-from copilot.views import EventView, PendingStep, Policy, SessionView
+from copilot.views import PendingStep, Policy, SessionView
 
 OWNER = "cli"
 POLL_S = 0.05
-
-
-@dataclass(frozen=True)
-class Decision:
-    action: Literal["approve", "skip", "stop"]
-    params: dict[str, Any] | None = None  # edited parameters, when the human changed them
-
-
-Approver = Callable[[PendingStep, list[str]], Decision]  # the step, and the table's current columns
-EventSink = Callable[[EventView], None]
-
-
-def approve_all(step: PendingStep, columns: list[str]) -> Decision:
-    return Decision("approve")
 
 
 @dataclass

@@ -18,10 +18,14 @@ from rich.table import Table
 from agents.llm import Usage
 from agents.plan import Guidance, PlanStep, RequestedStep
 from agents.worker import ToolCallError, validate_call
-from copilot.cleaning import CleaningOutcome, Decision, approve_all
+from copilot.decisions import Decision, approve_all
 from copilot.errors import CopilotError
-from copilot.jobs import CleanPaths, apply_file, clean_file, first_plan
+from copilot.export import CleanPaths
+from copilot.jobs import apply_file, clean_file, first_plan
 from copilot.preview_text import preview_lines
+from copilot.remote import Remote, RemoteError
+from copilot.remote_clean import clean_remote, refuse_unsendable
+from copilot.remote_clean import first_plan as first_remote_plan
 from copilot.settings import Settings, get_settings
 from copilot.views import EventView, PendingStep
 from tools.registry import default_registry
@@ -43,6 +47,9 @@ def main() -> None:
     except CopilotError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)  # the terminal wraps, not rich
         raise SystemExit(2) from None
+    except RemoteError as exc:  # the request was right; the server, or the way to it, was not
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise SystemExit(1) from None
 
 
 def parse_rule(text: str) -> tuple[str, tuple[float | None, float | None]]:
@@ -83,21 +90,41 @@ def clean(
     keep: Annotated[list[str], typer.Option(help="A column never to drop (repeatable).")] = [],  # noqa: B006
     no_row_drops: Annotated[bool, typer.Option(help="Never drop rows (except rows with no target).")] = False,
     step: Annotated[list[str], typer.Option(help="Also run this tool, e.g. a plugin: NAME or NAME:JSON.")] = [],  # noqa: B006
-) -> None:
+    server: Annotated[str | None, typer.Option(envvar="COPILOT_SERVER", help="Clean on this `copilot serve` "
+                                               "(e.g. http://127.0.0.1:8000), through its API.")] = None,
+    token: Annotated[str | None, typer.Option(envvar="COPILOT_TOKEN", help="The token --server needs, if any "
+                                              "(COPILOT_TOKEN keeps it out of the process list).")] = None,
+) -> None:  # fmt: skip
     """Profile, plan and clean INPUT for TARGET, asking before each change unless --yes."""
+    if server:
+        refuse_unsendable(step, id_column)
     guidance = Guidance(ranges=dict(parse_rule(r) for r in rule), keep_columns=keep,
                         allow_row_drops=not no_row_drops, requested=[parse_step(s) for s in step])  # fmt: skip
-    settings = get_settings()
-    if plan_only:
-        _print_plan(first_plan(input, target, settings, id_column, guidance))
-        return
     terminal = TerminalApprover()
-    outcome, paths = clean_file(input, target, output, settings, id_columns=id_column, guidance=guidance,
-                                approver=approve_all if yes else terminal, on_event=EventPrinter(),
-                                report=report)  # fmt: skip
-    _print_summary(outcome, paths)
+    approver = approve_all if yes else terminal
+    if server:
+        with Remote(server, token) as remote:
+            if plan_only:
+                _print_plan(first_remote_plan(remote, input, target, id_column, guidance, _note))
+                return
+            report_, paths = clean_remote(remote, input, target, output, id_columns=id_column,
+                                          guidance=guidance, approver=approver, on_event=EventPrinter(),
+                                          report=report, say=_note)  # fmt: skip
+    else:
+        settings = get_settings()
+        if plan_only:
+            _print_plan(first_plan(input, target, settings, id_column, guidance))
+            return
+        outcome, paths = clean_file(input, target, output, settings, id_columns=id_column, guidance=guidance,
+                                    approver=approver, on_event=EventPrinter(), report=report)  # fmt: skip
+        report_ = outcome.report
+    _print_summary(report_, paths)
     if terminal.input_ended:  # a pipe without --yes: not a finished run, so not a success
         raise typer.Exit(1)
+
+
+def _note(text: str) -> None:
+    console.print(f"[dim]{escape(text)}[/dim]")
 
 
 def _print_plan(steps: list[PlanStep]) -> None:
@@ -199,8 +226,7 @@ def _parse_params(step: PendingStep, raw: str, columns: list[str]) -> dict[str, 
     return None
 
 
-def _print_summary(outcome: CleaningOutcome, paths: CleanPaths) -> None:
-    report = outcome.report
+def _print_summary(report: dict[str, Any], paths: CleanPaths) -> None:
     before, after = report["score_before"], report["score_after"]
     console.print(f"\nrows {report['rows_before']} → {report['rows_after']}, "
                   f"columns {report['columns_before']} → {report['columns_after']}")  # fmt: skip
@@ -210,10 +236,10 @@ def _print_summary(outcome: CleaningOutcome, paths: CleanPaths) -> None:
         console.print(f"[yellow]note:[/yellow] {report['score_note']}")
     for warning in report["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning}")
-    if outcome.agents != "rule-based":
-        used = Usage.model_validate(outcome.session.llm_usage)
+    if report["agents"] != "rule-based":
+        used = Usage.model_validate(report["llm_usage"])
         fell_back = f"; the rule-based agents took over {used.fallbacks} time(s)" if used.fallbacks else ""
-        console.print(f"planned by {outcome.agents}: {used.calls} LLM call(s), {used.tokens} tokens{fell_back}")
+        console.print(f"planned by {report['agents']}: {used.calls} LLM call(s), {used.tokens} tokens{fell_back}")
     console.print(f"wrote {paths.output}, {paths.pipeline}, {paths.script}" +
                   (f", {paths.report}" if paths.report else ""))  # fmt: skip
 

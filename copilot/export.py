@@ -13,12 +13,14 @@ import json
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from copilot.errors import CopilotError
+from copilot.views import SessionView
 
 OUTPUT_SUFFIXES = (".csv", ".tsv", ".parquet", ".xlsx", ".jsonl")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -85,3 +87,29 @@ def write_json(payload: dict[str, Any], path: Path) -> None:
 def pipeline_path_for(output: Path) -> Path:
     """``clean.csv`` → ``clean.pipeline.json``."""
     return output.with_suffix(".pipeline.json")
+
+
+@dataclass(frozen=True)
+class CleanPaths:
+    """The files a ``copilot clean`` run writes, local or remote."""
+
+    output: Path
+    pipeline: Path
+    script: Path
+    report: Path | None
+
+    @classmethod
+    def for_output(cls, output: Path, report: Path | None) -> CleanPaths:
+        return cls(output, pipeline_path_for(output), output.with_suffix(".pipeline.py"), report)
+
+
+def file_report(report: dict[str, Any], session: SessionView, agents: str, missing_target: int) -> dict[str, Any]:
+    """The session's report with what it leaves out for a file-in, file-out run."""
+    versions = report["versions"]
+    current = next(v for v in versions if v["current"])
+    warnings = [f"{missing_target} row(s) still have no value for `{session.target}`: the output is not "
+                "ML-ready until they are dropped."] if missing_target else []  # fmt: skip
+    return report | {
+        "columns_before": versions[0]["n_columns"], "columns_after": current["n_columns"], "warnings": warnings,
+        "agents": agents, "llm_usage": session.llm_usage, "guidance": session.guidance,
+    }  # fmt: skip

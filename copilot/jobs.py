@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from agents.plan import Guidance, PlanStep
 from agents.rule_based import PlanningState, RuleBasedCoordinator
-from copilot.cleaning import Approver, CleaningOutcome, EventSink, approve_all, run_cleaning
+from copilot.cleaning import CleaningOutcome, run_cleaning
+from copilot.decisions import Approver, EventSink, approve_all
 from copilot.engine import Engine
-from copilot.export import check_output_path, pipeline_path_for, write_json, write_table
+from copilot.export import CleanPaths, check_output_path, file_report, write_json, write_table
 from copilot.loading import load_table
 from copilot.pipeline import PipelineSpec, apply_pipeline
 from copilot.planning import resolve_id_columns
@@ -21,14 +21,6 @@ from copilot.settings import Settings
 from copilot.validation import check_guidance, check_table
 from tools.feature_types import profile_table
 from tools.registry import Registry, default_registry
-
-
-@dataclass(frozen=True)
-class CleanPaths:
-    output: Path
-    pipeline: Path
-    script: Path
-    report: Path | None
 
 
 def first_plan(
@@ -67,12 +59,13 @@ def clean_file(
                                policy="mutating")  # fmt: skip
     finally:
         engine.close()
-    paths = CleanPaths(output, pipeline_path_for(output), output.with_suffix(".pipeline.py"), report)
+    paths = CleanPaths.for_output(output, report)
     table = pd.read_parquet(outcome.final_table)
     write_table(table, output)
     outcome.spec.write(paths.pipeline)
     paths.script.write_text(render_script(outcome.spec, engine.registry), encoding="utf-8")
-    outcome.report |= build_report(outcome, table)
+    missing_target = int(table[outcome.spec.target].isna().sum())
+    outcome.report = file_report(outcome.report, outcome.session, outcome.agents, missing_target)
     if report is not None:
         write_json(outcome.report, report)
     return outcome, paths
@@ -94,16 +87,3 @@ def apply_file(pipeline: Path, source: Path, output: Path, settings: Settings, t
     notes = list(table.attrs.get("copilot_notes", []))
     write_table(table, output)
     return Applied(len(table), notes)
-
-
-def build_report(outcome: CleaningOutcome, table: pd.DataFrame) -> dict[str, Any]:
-    """What the engine's report leaves out for a file-in, file-out run."""
-    versions = outcome.report["versions"]
-    current = next(v for v in versions if v["current"])
-    missing_target = int(table[outcome.spec.target].isna().sum())
-    warnings = [f"{missing_target} row(s) still have no value for `{outcome.spec.target}`: the output is not "
-                "ML-ready until they are dropped."] if missing_target else []  # fmt: skip
-    return {
-        "columns_before": versions[0]["n_columns"], "columns_after": current["n_columns"], "warnings": warnings,
-        "agents": outcome.agents, "llm_usage": outcome.session.llm_usage, "guidance": outcome.session.guidance,
-    }  # fmt: skip
