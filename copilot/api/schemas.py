@@ -160,8 +160,17 @@ class PluginErrorView(BaseModel):
     message: str
 
 
+class ToolView(BaseModel):
+    name: str
+    description: str
+    category: str
+    mutates: bool = Field(description="Whether it changes the data (its steps are previewed and approved).")
+    train_only: bool = Field(description="Whether it is fitted on the training rows only.")
+    params_schema: dict[str, Any] = Field(description="The JSON schema of its parameters.")
+
+
 class ToolsView(BaseModel):
-    tools: list[dict[str, Any]] = Field(description="Each tool's name, description, category, mutates, schema.")
+    tools: list[ToolView] = Field(description="Each tool of the registry, plugins included.")
     plugin_errors: list[PluginErrorView] = Field(description="Plugins that failed to load, and why.")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from copilot.api.deps import EngineDep, OwnerDep
-from copilot.api.schemas import PluginErrorView, ToolsView
+from copilot.api.schemas import PluginErrorView, ToolsView, ToolView
 
 router = APIRouter(prefix="/api/tools", tags=["tools"])
 
@@ -14,6 +14,6 @@ router = APIRouter(prefix="/api/tools", tags=["tools"])
 def list_tools(engine: EngineDep, _: OwnerDep) -> ToolsView:
     registry = engine.registry
     return ToolsView(
-        tools=[tool.describe() for tool in registry.tools.values()],
+        tools=[ToolView.model_validate(tool.describe()) for tool in registry.tools.values()],
         plugin_errors=[PluginErrorView(**error.__dict__) for error in registry.errors],
     )
