@@ -76,7 +76,7 @@ def drive(engine: Engine, session_id: str, approver: Approver, on_event: EventSi
 
 
 def _answer(engine: Engine, session_id: str, step: PendingStep, approver: Approver) -> None:
-    columns = list(engine.profile(session_id, OWNER)["columns"])
+    columns = list(engine.profile(session_id, OWNER).columns)
     decision = approver(step, columns)
     shown = step.preview
     if decision.action == "approve":

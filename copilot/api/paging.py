@@ -22,6 +22,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 _PREFIX = "p1."
 CURSOR_PATTERN = r"^p1\.[0-9]{1,15}$"
+MAX_POSITION = 10**15 - 1  # what 15 digits hold: well inside the database's 64-bit integers
 
 
 class Page(BaseModel, Generic[T]):

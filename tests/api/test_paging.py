@@ -87,10 +87,11 @@ def test_events_after_a_seq_are_the_rest(api: httpx.Client, worked: str) -> None
         ({"cursor": "p1.\u0663"}, ["query", "cursor"]),  # an Arabic-Indic 3: a digit to Python, not to the pattern
         ({"limit": 0}, ["query", "limit"]),
         ({"limit": 501}, ["query", "limit"]),
+        ({"after": 18061810659211259904}, ["query", "after"]),  # beyond a 64-bit integer: a 422, not a 500
     ],
 )
 def test_a_bad_cursor_or_limit_is_a_422_naming_it(api: httpx.Client, params: dict[str, Any], where: list[str]) -> None:
-    response = api.get("/api/sessions", params=params)
+    response = api.get("/api/sessions/0123456789abcdef/events" if "after" in params else "/api/sessions", params=params)
     assert response.status_code == 422, response.text
     body = response.json()
     assert body["errors"][0]["loc"] == where and where[-1] in body["detail"]

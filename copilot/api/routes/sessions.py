@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from copilot.api.contract import CONFLICT, IMPORT, IN_FLIGHT, UPLOAD
 from copilot.api.deps import EngineDep, OwnerDep, SettingsDep
 from copilot.api.idempotency import OnceDep, file_digest
-from copilot.api.paging import Window, WindowDep
+from copilot.api.paging import MAX_POSITION, Window, WindowDep
 from copilot.api.schemas import CreateFromPath, EventsPage, SessionOptions, SessionsPage
 from copilot.api.uploads import FILE_FIELD, copy_import, receive_upload, resolve_import
 from copilot.views import Policy, ProfileView, SessionView
@@ -87,7 +87,9 @@ def get_session(session_id: str, engine: EngineDep, owner: OwnerDep) -> SessionV
 @router.get("/{session_id}/events")
 def list_events(
     session_id: str, engine: EngineDep, owner: OwnerDep, window: WindowDep,
-    after: Annotated[int | None, Query(ge=0, description="Instead of `cursor`: events after this `seq`.")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_POSITION, description="Instead of `cursor`: events after this `seq`.")
+    ] = None,
 ) -> EventsPage:  # fmt: skip
     """The session's events in order, a page at a time: what the WebSocket sends, for a client that polls."""
     start = window if after is None else Window(after, window.limit)
