@@ -15,7 +15,7 @@ import pytest
 from tests.api.conftest import running_server
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-EXAMPLES = 15
+EXAMPLES = 8  # per operation and phase: the coverage phase is exhaustive anyway, and the suite stays under 35 min
 
 
 @pytest.mark.parametrize(("tokens", "seed"), [("", 11), ("fuzz-alpha-token,fuzz-beta-token", 12)])
@@ -32,6 +32,6 @@ def test_the_served_api_is_what_its_document_says(tmp_path: Path, tokens: str, s
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-6000:]
     counted = re.search(r"(\d+) generated, (\d+) passed", output)
-    assert counted and counted[1] == counted[2] and int(counted[1]) > 500, output[-3000:]
+    assert counted and counted[1] == counted[2] and int(counted[1]) > 400, output[-3000:]
     for phase in ("Coverage", "Fuzzing", "Stateful"):
         assert f"✅ {phase}" in output, output[-3000:]
