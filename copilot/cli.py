@@ -281,7 +281,8 @@ def tools(
 
 @app.command()
 def doctor() -> None:
-    """Show the settings in force, the sandbox's isolation and the plugins that failed to load."""
+    """Show the settings in force, the sandbox's isolation, the executor and its cluster, the store, and the
+    plugins that failed to load."""
     from tools.sandbox import isolation_report
 
     settings = get_settings()
@@ -298,6 +299,8 @@ def doctor() -> None:
             f"[yellow]warning:[/yellow] the kernel's layers are incomplete; COPILOT_SANDBOX={settings.sandbox}"
             + (" runs no tool" if settings.sandbox == "strict" else " runs tools with the audit hooks alone")
         )
+    console.print(f"executor: {_executor_line(settings)}")
+    console.print(f"store: {_store_line(settings)}")
     console.print(f"agents: {_agents_line(settings)}")
     hooks = ", ".join(f"{t.scheme}://{t.host}:{t.port}{t.path}" for t in settings.webhook_prefixes())
     console.print(f"webhooks: {'to URLs under ' + hooks if hooks else 'off (COPILOT_WEBHOOK_URLS is empty)'}")
@@ -305,6 +308,38 @@ def doctor() -> None:
     console.print(f"tools: {len(registry.tools)} ({len(registry.plugins)} from plugins)")
     for error in registry.errors:
         console.print(f"[yellow]plugin skipped:[/yellow] {error.entry_point} ({error.source}): {error.message}")
+
+
+def _executor_line(settings: Settings) -> str:
+    """Where tool calls run; for Ray, the cluster as it answers now (or why it does not)."""
+    if settings.executor == "local":
+        return (f"local: sandboxed children of this server, {settings.max_running_steps} at once on "
+                f"{os.cpu_count() or 1} CPUs")  # fmt: skip
+    from copilot.factory import make_sandbox
+
+    try:
+        cluster = make_sandbox(settings).describe()
+    except CopilotError as exc:
+        return f"[red]ray, unavailable[/red]: {escape(str(exc))}"
+    return (f"ray at {cluster['address']}: {cluster['nodes']} node(s), {cluster['cpus']} CPUs; one sandboxed task "
+            f"per call, up to {settings.max_running_steps} at once from this server")  # fmt: skip
+
+
+def _store_line(settings: Settings) -> str:
+    """The store (its password hidden), whether it answers, and whether several servers may share it."""
+    from sqlalchemy.engine import make_url
+
+    from copilot.store import Store
+
+    url = make_url(settings.store_url())
+    shown = url.render_as_string(hide_password=True)
+    try:
+        Store(settings.store_url()).ping()
+    except Exception as exc:  # a store that does not answer is what doctor is for
+        return f"[red]{escape(shown)}, not reachable[/red]: {escape(str(exc).splitlines()[0])}"
+    if url.get_backend_name() == "postgresql":
+        return f"{escape(shown)} (several servers may share it and the data directory)"
+    return f"{escape(shown)} (one server at a time: use PostgreSQL for several)"
 
 
 def _agents_line(settings: Settings) -> str:

@@ -66,3 +66,8 @@ class UrlNotAllowed(InvalidParams):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, [{"loc": ["body", "url"], "msg": message}])
+
+
+class ExecutorError(CopilotError):
+    """The executor of ``COPILOT_EXECUTOR`` cannot run tool calls (Ray missing, no cluster at the address):
+    nothing starts, rather than run tools elsewhere than asked."""

@@ -1,4 +1,4 @@
-"""The parts the engine is built from, chosen by the settings: the sandbox and the agents."""
+"""The parts the engine is built from, chosen by the settings: the executor of tool calls and the agents."""
 
 from __future__ import annotations
 
@@ -9,13 +9,17 @@ from typing import Any
 from agents.llm import LLMClient, LLMConfig
 from agents.llm_pair import LLMPair
 from agents.pair import AgentPair, RuleBasedPair
+from copilot.errors import ExecutorError
 from copilot.settings import Settings
+from tools.executor import Executor, ExecutorUnavailable
 from tools.sandbox import Limits, Sandbox, isolation_report
 
 log = logging.getLogger(__name__)
 
 
-def make_sandbox(settings: Settings, extra_tools: tuple[str, ...] = ()) -> Sandbox:
+def make_sandbox(settings: Settings, extra_tools: tuple[str, ...] = ()) -> Executor:
+    """The executor of ``COPILOT_EXECUTOR``, under the tool limits of the settings. A ray executor that cannot
+    join its cluster stops start-up (:class:`ExecutorError`): tools never run elsewhere than asked."""
     limits = Limits(
         settings.tool_memory_mb,
         settings.tool_cpu_seconds,
@@ -23,7 +27,15 @@ def make_sandbox(settings: Settings, extra_tools: tuple[str, ...] = ()) -> Sandb
         settings.tool_threads,
         strict=settings.sandbox == "strict",
     )
-    return Sandbox(limits, settings.data_dir / "sandbox", extra_tools=extra_tools)
+    root = settings.data_dir / "sandbox"
+    if settings.executor == "local":
+        return Sandbox(limits, root, extra_tools=extra_tools)
+    from tools.ray_executor import RayExecutor  # Ray is an optional extra
+
+    try:
+        return RayExecutor(limits, root, extra_tools=extra_tools, address=settings.ray_cluster())
+    except ExecutorUnavailable as exc:
+        raise ExecutorError(str(exc)) from None
 
 
 def make_agents(settings: Settings) -> AgentPair:

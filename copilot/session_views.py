@@ -44,7 +44,7 @@ def step_view(step: StepRow) -> StepView:
         status=step.status, summary=result.get("summary", ""), error=step.error,  # type: ignore[arg-type]
         metrics=result.get("metrics", {}), findings=result.get("findings", {}), charts=result.get("charts", []),
         version=step.version_after, duration_s=result.get("duration_s"), runs=step.runs, started_at=step.started_at,
-        finished_at=step.finished_at,
+        finished_at=step.finished_at, executor=result.get("executor"),
     )  # fmt: skip
 
 

@@ -68,7 +68,22 @@ class Settings(BaseSettings):
     )
     token_file: Path | None = Field(None, description="A file with one bearer token per line (added to tokens).")
     max_upload_mb: float = Field(200.0, gt=0, description="Largest upload accepted by the API, in MiB.")
-    max_running_steps: int = Field(2, ge=1, description="Tool runs at once across sessions; others queue.")
+    max_running_steps: int = Field(
+        2,
+        ge=1,
+        description="Tool runs at once from this server across sessions; others queue. With the ray "
+        "executor, up to the cluster's free CPUs.",
+    )
+    executor: Literal["local", "ray"] = Field(
+        "local",
+        description="Where tool calls run: local (sandboxed children of this server) or ray (one sandboxed task per "
+        "call on the Ray cluster at COPILOT_RAY_ADDRESS). Exact, lower-case words.",
+    )
+    ray_address: str = Field(
+        "",
+        description="The Ray cluster of the ray executor: HOST:PORT, ray://HOST:10001 or auto; empty: RAY_ADDRESS, "
+        "else auto (the cluster started on this machine with `ray start --head`).",
+    )
     import_dir: DirectoryPath | None = Field(
         None, description="A folder whose files may be named (not uploaded) when creating a session."
     )
@@ -150,6 +165,10 @@ class Settings(BaseSettings):
         """Every configured token, from COPILOT_TOKENS and COPILOT_TOKEN_FILE."""
         tokens = [t.strip() for t in self.tokens.split(",") if t.strip()]
         return tokens + (_file_tokens(self.token_file) if self.token_file is not None else [])
+
+    def ray_cluster(self) -> str:
+        """The address the ray executor joins."""
+        return self.ray_address or os.environ.get("RAY_ADDRESS") or "auto"
 
     def store_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'copilot.db'}"

@@ -18,10 +18,11 @@ from copilot.pipeline import row_changes
 from copilot.preview import summarise
 from copilot.store import SessionRow, StepRow, VersionRow, now
 from copilot.versions import Version, VersionStore
+from tools.executor import Executor
 from tools.feature_types import profile_table
 from tools.holdout import changed_rows, scored_rows
 from tools.registry import Registry
-from tools.sandbox import CallContext, ProgressFn, Sandbox, SandboxOutcome
+from tools.sandbox import CallContext, ProgressFn, SandboxOutcome
 
 Emit = Callable[[Session, SessionRow, str, dict[str, Any]], None]
 
@@ -62,7 +63,7 @@ def holdout_scope(db: Session, session: SessionRow, key: str) -> str:
 
 
 class StepRunner:
-    def __init__(self, sandbox: Sandbox, versions: VersionStore, registry: Registry, seed: int) -> None:
+    def __init__(self, sandbox: Executor, versions: VersionStore, registry: Registry, seed: int) -> None:
         self.sandbox = sandbox
         self.versions = versions
         self.registry = registry
@@ -88,6 +89,7 @@ class StepRunner:
         changes, whatever the tool's own output says."""
         outcome = self.sandbox.run(call.tool, call.input_path, call.params, call.ctx, on_progress=progress,
                                    cancel=cancel)  # fmt: skip
+        outcome = replace(outcome, result={**outcome.result, "executor": outcome.where})  # kept with the step
         if not outcome.ok:
             return outcome, StepOutput(None, None, None)
         if outcome.table_path is None:
@@ -160,6 +162,7 @@ class StepRunner:
     ) -> None:
         """Write the step's fate and, for a changed table, its version; all in the caller's transaction."""
         if not outcome.ok:
+            step.result = {"executor": outcome.where}
             fail(db, session, step, outcome.error or "the step failed", emit)
             return
         result = {**outcome.result, "duration_s": outcome.duration_s, "row_changes": output.changes}

@@ -22,6 +22,14 @@ EventType = Literal[
 ]  # fmt: skip
 
 
+class WhereView(BaseModel):
+    """Where a step's tool ran: in this server's sandbox, or as a task on a Ray cluster."""
+
+    executor: Literal["local", "ray"]
+    task_id: str | None = Field(None, description="The Ray task (ray only).")
+    node_id: str | None = Field(None, description="The Ray node it ran on (ray only).")
+
+
 class StepView(BaseModel):
     id: int
     key: str
@@ -37,6 +45,7 @@ class StepView(BaseModel):
     version: str | None = Field(None, description="The version this step produced, if any.")
     duration_s: float | None = Field(None, description="Seconds the tool ran in the sandbox.")
     runs: int = Field(0, description="How many times the tool ran in the sandbox; approving a preview adds none.")
+    executor: WhereView | None = Field(None, description="Where its tool last ran; None if it never ran.")
     started_at: datetime | None = None
     finished_at: datetime | None = None
 

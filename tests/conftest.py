@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.ray_cluster import ray_address  # noqa: F401  (a fixture: the local Ray cluster of the run)
 from tools.base import ToolContext
 
 

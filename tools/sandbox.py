@@ -11,7 +11,12 @@ never touched.
 
 Children come from a ``forkserver`` that has pandas, scikit-learn, cleanlab and
 the tools already imported: a fresh child costs milliseconds, not the seconds
-of a new interpreter.
+of a new interpreter. Inside a Ray task (``tools.ray_executor``), whose worker
+process serves one call and then exits, the child is a fresh interpreter
+(``start_method="spawn"``) that imports the same modules first: the same child
+code, the same limits.
+
+:class:`Sandbox` is the ``local`` executor of ``tools.executor``.
 """
 
 from __future__ import annotations
@@ -22,16 +27,17 @@ import os
 import shutil
 import signal
 import stat
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tools import sandbox_child
 from tools.registry import BUILTIN_TOOLS
@@ -42,7 +48,11 @@ PRELOAD = [
 ]  # fmt: skip
 
 ProgressFn = Callable[[float, str], None]
+#: How the thread pools of a fresh interpreter are sized before their libraries load.
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 MAX_RESULT_BYTES = 16 * 1024 * 1024  # the JSON result (summary, findings, fitted state), not the table
+#: The most a child may take to be ready (its limits and layers in force) before its wall clock starts.
+STARTUP_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,8 @@ class SandboxOutcome:
     table_path: Path | None = None
     error: str | None = None
     error_kind: str | None = None  # "params", "user", "tool", "memory", "cpu", "timeout", "crash", "cancelled"
+    #: Where it ran: ``{"executor": "local"}``, or ``{"executor": "ray", "task_id", "node_id", ...}``.
+    where: dict[str, Any] = field(default_factory=lambda: {"executor": "local"})
 
 
 _context_lock = threading.Lock()
@@ -84,6 +96,7 @@ _context: Any = None
 
 
 def _mp_context() -> Any:
+    """The forkserver, preloaded once per process."""
     global _context
     with _context_lock:
         if _context is None:
@@ -120,18 +133,29 @@ def isolation_report(protected: tuple[str, ...] = ()) -> dict[str, Any]:
 class Sandbox:
     """Runs tool calls in child processes under ``limits``; work folders live under ``root``."""
 
+    name = "local"
+
     def __init__(
-        self, limits: Limits, root: Path, extra_tools: tuple[str, ...] = (), protected: tuple[Path, ...] | None = None
-    ) -> None:
+        self, limits: Limits, root: Path, extra_tools: tuple[str, ...] = (), protected: tuple[Path, ...] | None = None,
+        start_method: Literal["forkserver", "spawn"] = "forkserver",
+    ) -> None:  # fmt: skip
         """``extra_tools`` ("module:Class") are registered in the child besides the registry's;
         they come from trusted configuration or tests, never from a request. ``protected`` folders
-        are never opened by a tool's Python code; by default the folder that holds ``root`` (the data
-        directory, with the store and every version)."""
+        are never opened by a tool, not even where Python's own files are readable; by default the folder
+        that holds ``root`` (the data directory, with the store and every version)."""
         self.limits = limits
         self.extra_tools = extra_tools
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.protected = tuple(str(p) for p in (protected if protected is not None else (self.root.parent,)))
+        self.start_method = start_method
+
+    def describe(self) -> dict[str, Any]:
+        """What ``copilot doctor`` and ``/readyz`` say of this executor."""
+        return {"executor": self.name, "cpus": os.cpu_count() or 1}
+
+    def close(self) -> None:
+        """Nothing to release: the forkserver ends with this process."""
 
     def run(
         self,
@@ -165,16 +189,11 @@ class Sandbox:
     def _supervise(
         self, workdir: Path, on_progress: ProgressFn | None, cancel: threading.Event | None
     ) -> SandboxOutcome:
-        ctx = _mp_context()
-        reader, writer = ctx.Pipe(duplex=False)
-        args = (str(workdir), self.limits.__dict__, writer, self.protected)
-        proc = ctx.Process(target=sandbox_child.main, args=args, daemon=True)
-        proc.start()
-        writer.close()
-        pump = threading.Thread(target=_pump_progress, args=(reader, on_progress), daemon=True)
+        started = time.monotonic()
+        proc, reader = self._start(workdir)
+        pump = _Progress(reader, on_progress)
         pump.start()
-        deadline = time.monotonic() + self.limits.wall_seconds
-        while proc.is_alive() and time.monotonic() < deadline:
+        while proc.is_alive() and time.monotonic() < pump.deadline(started, self.limits.wall_seconds):
             if cancel is not None and cancel.is_set():
                 break
             proc.join(timeout=0.05)
@@ -184,34 +203,48 @@ class Sandbox:
         pump.join(timeout=2)
         reader.close()
         if cancelled:
-            return _failure("cancelled", "the step was cancelled before it finished")
+            return failure("cancelled", "the step was cancelled before it finished")
         if timed_out:
-            return _failure(
+            return failure(
                 "timeout",
                 f"the tool ran longer than the wall-clock limit of {self.limits.wall_seconds:g} s and was stopped",
             )
         return self._read_result(workdir, proc.exitcode)
 
+    def _start(self, workdir: Path) -> tuple[Any, Connection]:
+        """The child, started, and the end of its progress pipe."""
+        if self.start_method == "spawn":
+            reader, writer = mp.Pipe(duplex=False)
+            proc: Any = _Spawned((str(workdir), self.limits.__dict__, writer.fileno(), self.protected))
+        else:
+            ctx = _mp_context()
+            reader, writer = ctx.Pipe(duplex=False)
+            args = (str(workdir), self.limits.__dict__, writer, self.protected)
+            proc = ctx.Process(target=sandbox_child.main, args=args, daemon=True)
+            proc.start()
+        writer.close()
+        return proc, reader
+
     def _read_result(self, workdir: Path, exitcode: int | None) -> SandboxOutcome:
         """The child's result, trusted no further than its shape: plain files, bounded, valid JSON."""
         result_file, table = workdir / sandbox_child.RESULT, workdir / sandbox_child.OUTPUT
         if not result_file.exists() and not result_file.is_symlink():
-            return _failure(*self._explain_exit(exitcode))
+            return failure(*self._explain_exit(exitcode))
         for path in (result_file, table):
             if (path.exists() or path.is_symlink()) and not _plain_file(path):
-                return _failure("tool", f"the tool left {path.name} as a link or special file; only plain files count")
+                return failure("tool", f"the tool left {path.name} as a link or special file; only plain files count")
         size = result_file.stat().st_size
         if size > MAX_RESULT_BYTES:
-            return _failure("tool", f"the tool's result is {size / 2**20:.0f} MiB, over the limit of "
+            return failure("tool", f"the tool's result is {size / 2**20:.0f} MiB, over the limit of "
                                     f"{MAX_RESULT_BYTES // 2**20} MiB; keep findings short")  # fmt: skip
         try:
             payload = json.loads(result_file.read_text(encoding="utf-8"))
             if payload.get("ok"):
                 return SandboxOutcome(True, 0.0, result=dict(payload["result"]),
                                       table_path=table if table.exists() else None)  # fmt: skip
-            return _failure(str(payload["kind"]), str(payload["message"]))
+            return failure(str(payload["kind"]), str(payload["message"]))
         except (ValueError, KeyError, TypeError, AttributeError):
-            return _failure("crash", "the tool's process left a result that is not the sandbox's JSON; ignored")
+            return failure("crash", "the tool's process left a result that is not the sandbox's JSON; ignored")
 
     def _explain_exit(self, code: int | None) -> tuple[str, str]:
         if code == -signal.SIGXCPU:
@@ -225,11 +258,42 @@ class Sandbox:
         return "crash", f"the tool's process exited with code {code} before writing a result"
 
 
+class _Spawned:
+    """A sandbox child in a fresh interpreter (``start_method="spawn"``), with the calls of a
+    ``multiprocessing.Process`` that the sandbox uses. Nothing of the caller's memory or descriptors
+    reaches it but the progress pipe: a Ray worker's memory maps its node's object store, which holds
+    other calls' tables, so a child forked from one would see them."""
+
+    def __init__(self, args: tuple[Any, ...]) -> None:
+        path = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))  # the modules the caller sees
+        threads = str(args[1].get("threads", 1))
+        environment = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": path,
+                       **{name: threads for name in _THREAD_VARIABLES}}  # fmt: skip
+        command = [sys.executable, "-m", "tools._spawned_child", json.dumps(args)]
+        self._popen = subprocess.Popen(command, pass_fds=(args[2],), env=environment, stdin=subprocess.DEVNULL)
+        self.pid = self._popen.pid
+
+    def is_alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def join(self, timeout: float | None = None) -> None:
+        with suppress(subprocess.TimeoutExpired):
+            self._popen.wait(timeout)
+
+    def kill(self) -> None:
+        self._popen.kill()
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._popen.poll()
+
+
 def _with_duration(outcome: SandboxOutcome, seconds: float) -> SandboxOutcome:
-    return SandboxOutcome(outcome.ok, seconds, outcome.result, outcome.table_path, outcome.error, outcome.error_kind)
+    return replace(outcome, duration_s=seconds)
 
 
-def _failure(kind: str, message: str) -> SandboxOutcome:
+def failure(kind: str, message: str) -> SandboxOutcome:
+    """A failed call of ``kind`` (see :class:`SandboxOutcome`), explained to the person."""
     return SandboxOutcome(False, 0.0, error=message, error_kind=kind)
 
 
@@ -249,17 +313,36 @@ def _kill(proc: Any) -> None:
     proc.join(timeout=5)
 
 
-def _pump_progress(reader: Connection, on_progress: ProgressFn | None) -> None:
-    """Forward progress messages from the child until it closes its end."""
-    while True:
-        try:
-            fraction, message = reader.recv()
-        except (EOFError, OSError):
-            return
-        except Exception:  # a malformed message from a hostile child is dropped
-            continue
-        if on_progress is not None:
+class _Progress(threading.Thread):
+    """Forwards the child's progress messages until it closes its end, and notes when it became ready: its
+    first message, sent by the sandbox's own code once the limits and layers are in force, before any tool
+    code. The wall-clock limit counts from then, so a child that starts an interpreter (``spawn``) gets
+    the same time for its tool as one from the forkserver; a later "ready" from a tool changes nothing."""
+
+    def __init__(self, reader: Connection, on_progress: ProgressFn | None) -> None:
+        super().__init__(name="sandbox-progress", daemon=True)
+        self.reader, self.on_progress = reader, on_progress
+        self.ready_at: float | None = None
+
+    def deadline(self, started: float, wall_seconds: float) -> float:
+        if self.ready_at is None:
+            return started + wall_seconds + STARTUP_S
+        return self.ready_at + wall_seconds
+
+    def run(self) -> None:
+        while True:
             try:
-                on_progress(float(fraction), str(message)[:500])
-            except Exception:  # the caller's display must not kill the pump
+                message = self.reader.recv()
+                if self.ready_at is None and message == sandbox_child.READY:
+                    self.ready_at = time.monotonic()
+                    continue
+                fraction, text = message
+            except (EOFError, OSError):
+                return
+            except Exception:  # a malformed message from a hostile child is dropped
                 continue
+            if self.on_progress is not None:
+                try:
+                    self.on_progress(float(fraction), str(text)[:500])
+                except Exception:  # the caller's display must not kill the pump
+                    continue

@@ -29,13 +29,14 @@ import warnings
 from dataclasses import asdict, dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from threadpoolctl import ThreadpoolController
 
 from tools import landlock
 
 INPUT, OUTPUT, CALL, RESULT = "input.parquet", "output.parquet", "call.json", "result.json"
+READY = "ready"  # the first message on the progress pipe: limits and layers in force, no tool code run yet
 _CLONE_NEWNET, _CLONE_NEWUSER, _CLONE_NEWPID = 0x40000000, 0x10000000, 0x20000000
 _PR_SET_PDEATHSIG = 1
 _BLOCKED_EVENTS = frozenset(
@@ -89,6 +90,8 @@ def main(workdir: str, limits: dict[str, Any], progress: Connection, protected: 
 
     ``protected`` folders (the data directory) are off limits even where Python's own files live. With
     ``limits["strict"]`` a child whose kernel layers are missing runs no tool."""
+    die_with_parent()
+    _close_inherited(progress.fileno())
     os.setsid()  # its own process group, so the parent can stop whatever it starts
     os.chdir(workdir)
     _scrub_environment(workdir, str(limits.get("threads", 1)))
@@ -101,8 +104,31 @@ def main(workdir: str, limits: dict[str, Any], progress: Connection, protected: 
         _write(RESULT, _error("isolation", f"COPILOT_SANDBOX=strict and the kernel isolation is incomplete "
                                            f"({layers.describe()}); the tool was not run"))  # fmt: skip
     else:
+        progress.send(READY)  # the wall clock of the call starts now (``tools.sandbox``)
         _write(RESULT, _run_call(Path(workdir), limits, progress))
     progress.close()
+
+
+def die_with_parent() -> None:
+    """SIGKILL when the process that started this one dies (a server killed, a Ray task cancelled with
+    ``force``): the tool's own process dies with this one in turn (``_become_init``)."""
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(1)
+
+
+def _close_inherited(keep: int) -> None:
+    """Close every descriptor but the standard three and the progress pipe: the network namespace and
+    Landlock do not cut what is already open, so an inherited socket or pipe would be a way out."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    os.closerange(3, keep)
+    os.closerange(keep + 1, soft if soft > 0 else 1 << 20)  # 1 << 20: the kernel's own most, for "unlimited"
+    # That closed the pipe to the server's multiprocessing resource tracker, which unlinks what it is told
+    # of; a tool that wants one must start its own, which the sandbox refuses.
+    from multiprocessing import resource_tracker
+
+    resource_tracker._resource_tracker._fd = None  # type: ignore[attr-defined]
 
 
 def _scrub_environment(workdir: str, threads: str) -> None:
@@ -227,13 +253,23 @@ def _become_init(cpu_seconds: int) -> None:
     _, status, usage = os.wait4(pid, 0)
     warned = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 128 + signal.SIGXCPU
     killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
-    spent = warned or (killed and usage.ru_utime + usage.ru_stime >= cpu_seconds)  # its CPU limit ended it
-    if os.WIFSIGNALED(status) or spent:
-        code = signal.SIGXCPU if spent else os.WTERMSIG(status)
-        if code not in (signal.SIGKILL, signal.SIGSTOP):  # those two have no handler to reset
-            signal.signal(code, signal.SIG_DFL)
-        os.kill(os.getpid(), code)
+    if warned or (killed and usage.ru_utime + usage.ru_stime >= cpu_seconds):  # its CPU limit ended it
+        _end_by(signal.SIGXCPU)
+    exit_as(status)
+
+
+def exit_as(status: int) -> NoReturn:
+    """End this process as the child whose wait ``status`` this is ended: by the same signal, or code."""
+    if os.WIFSIGNALED(status):
+        _end_by(os.WTERMSIG(status))
     os._exit(os.waitstatus_to_exitcode(status))
+
+
+def _end_by(code: int) -> NoReturn:
+    if code not in (signal.SIGKILL, signal.SIGSTOP):  # those two have no handler to reset
+        signal.signal(code, signal.SIG_DFL)
+    os.kill(os.getpid(), code)
+    os._exit(128 + code)  # a signal this process cannot die of
 
 
 def kernel_policy(workdir: str, protected: tuple[str, ...]) -> landlock.Policy:

@@ -1,0 +1,86 @@
+"""A real local Ray cluster for the tests: ``ray start --head`` on loopback, once per test run.
+
+Ray replaces ``127.0.0.1`` with the machine's own address unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``;
+with it and ``--node-ip-address=127.0.0.1`` every port of the node listens on loopback only. The
+cluster's files live in a temporary folder of the run, and ``ray stop`` ends it when the run ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+CPUS = 2
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _ray_command() -> str:
+    found = Path(sys.executable).with_name("ray")
+    if not found.exists():
+        message = "Ray is not installed: pip install -e '.[dev]' (it brings datacopilot[ray])"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return str(found)
+
+
+@pytest.fixture(scope="session")
+def ray_address() -> Iterator[str]:
+    """The address (``127.0.0.1:PORT``) of a Ray head started for this run; this process is not joined to it."""
+    os.environ.update(LOOPBACK_ONLY)  # for this process too, should it join the cluster
+    ray, port = _ray_command(), free_port()
+    folder = tempfile.mkdtemp(prefix="ray-")  # short: Ray's socket paths must fit in 107 bytes
+    command = [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", f"--num-cpus={CPUS}",
+               "--include-dashboard=false", f"--temp-dir={folder}", "--disable-usage-stats"]  # fmt: skip
+    env = {**os.environ, **LOOPBACK_ONLY}
+    started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    if started.returncode != 0:
+        pytest.fail(f"ray start failed:\n{started.stdout[-3000:]}\n{started.stderr[-3000:]}")
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        _leave()
+        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        time.sleep(0.5)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _leave() -> None:
+    """Disconnect this process if a test joined it, before the cluster goes."""
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+def ray_worker_alive(pid: int) -> bool:
+    """Whether the process ``pid`` lives and is a Ray worker (its title starts with ``ray::``)."""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return title.startswith(b"ray::") or b"default_worker.py" in title
+
+
+def wait_gone(pid: int, seconds: float = 15.0) -> bool:
+    """Whether the Ray worker ``pid`` has gone within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while ray_worker_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not ray_worker_alive(pid)
