@@ -6,7 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.pg import database_url, module_database_url, parametrise_stores, postgresql
 from tools.base import ToolContext
+
+__all__ = ["database_url", "module_database_url", "postgresql"]  # fixtures for every test
 
 
 def messy_table(n: int = 300, seed: int = 0) -> pd.DataFrame:
@@ -52,3 +55,11 @@ def messy() -> pd.DataFrame:
 @pytest.fixture
 def messy_ctx() -> ToolContext:
     return ToolContext(target="outcome", id_columns=["record_id"], task="classification", seed=0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_stores: runs once on SQLite and once on PostgreSQL (tests/pg.py)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrise_stores(metafunc)

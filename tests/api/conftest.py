@@ -134,9 +134,14 @@ def bearer(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
+def store_env(database_url: str | None) -> dict[str, str]:
+    """The settings that put a server on ``database_url`` (None: the SQLite file in its data directory)."""
+    return {"COPILOT_DATABASE_URL": database_url} if database_url else {}
+
+
 @contextmanager
-def running_server(folder: Path, tokens: str = "") -> Iterator[Server]:
-    server = Server(folder, tokens)
+def running_server(folder: Path, tokens: str = "", database_url: str | None = None) -> Iterator[Server]:
+    server = Server(folder, tokens, env=store_env(database_url))
     server.start()
     try:
         yield server

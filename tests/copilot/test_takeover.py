@@ -39,17 +39,25 @@ def quick_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(heartbeat, "STALE_S", STALE)
 
 
+class Engines(list[Engine]):
+    """Engines on the test's store, to close at the end whatever the test left running."""
+
+    def __init__(self, database_url: str | None) -> None:
+        super().__init__()
+        self.database_url = database_url
+
+
 @pytest.fixture
-def engines(tmp_path: Path) -> Iterator[list[Engine]]:
-    """Engines to close at the end, whatever the test left running."""
-    started: list[Engine] = []
+def engines(database_url: str | None) -> Iterator[Engines]:
+    started = Engines(database_url)
     yield started
     for engine in started:
         engine.close()
 
 
-def start(engines: list[Engine], tmp_path: Path, recover: bool = True, **kwargs: Any) -> Engine:
-    engine = Engine(Settings(data_dir=tmp_path / "data", policy="always"), **kwargs)
+def start(engines: Engines, tmp_path: Path, recover: bool = True, **kwargs: Any) -> Engine:
+    settings = Settings(data_dir=tmp_path / "data", policy="always", database_url=engines.database_url)
+    engine = Engine(settings, **kwargs)
     engine.start(recover=recover)
     engines.append(engine)
     return engine
@@ -112,8 +120,9 @@ def event_types(engine: Engine, session_id: str) -> list[str]:
     return [e.type for e in engine.events_after(session_id, OWNER, 0)]
 
 
+@pytest.mark.both_stores
 def test_a_live_runners_step_is_left_alone_and_finishes_with_its_version(
-    engines: list[Engine], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engines: Engines, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = start(engines, tmp_path)
     gate, step_id, release = changing_step(first, tmp_path, monkeypatch)
@@ -135,8 +144,9 @@ def test_a_live_runners_step_is_left_alone_and_finishes_with_its_version(
     assert "step_failed" not in event_types(first, session_id)
 
 
+@pytest.mark.both_stores
 def test_a_runner_whose_heartbeat_stopped_loses_its_step_and_its_late_result_is_dropped(
-    engines: list[Engine], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engines: Engines, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = start(engines, tmp_path)
     monkeypatch.setattr(first._heartbeat, "beat", lambda: None)  # alive, but its store writes stop
@@ -181,9 +191,8 @@ class SlowPlanner(RuleBasedPair):
         return super().propose(state, registry, usage)
 
 
-def test_a_session_planned_by_a_live_engine_is_not_planned_again_by_another(
-    engines: list[Engine], tmp_path: Path
-) -> None:
+@pytest.mark.both_stores
+def test_a_session_planned_by_a_live_engine_is_not_planned_again_by_another(engines: Engines, tmp_path: Path) -> None:
     release = threading.Event()
     first = start(engines, tmp_path, agents=SlowPlanner(release))
     session_id = create(first, tmp_path).id
