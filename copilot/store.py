@@ -246,6 +246,9 @@ class Store:
         self.url = url
         self.engine: SqlEngine = _connect(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        #: Whether several servers may share this store: PostgreSQL's row locks and LISTEN/NOTIFY make the gate
+        #: atomic and carry events across them. A SQLite file serves one process (one server, or a CLI beside it).
+        self.shared = self.engine.dialect.name == "postgresql"
 
     def migrate(self) -> None:
         config = Config()
@@ -260,6 +263,16 @@ class Store:
         """One unit of work: committed when the block ends, rolled back on any error."""
         with self._sessions() as db, db.begin():
             yield db
+
+    @staticmethod
+    def lock_session(db: Session, session_id: str) -> SessionRow | None:
+        """Read the session under its row lock (``SELECT … FOR NO KEY UPDATE`` on PostgreSQL), held until the
+        transaction ends: a write takes it before it reads what it checks, so writes to one session, from any
+        server, run one after another. Lock order: the session first, then its steps (as the heartbeat does).
+        SQLite has no row locks; there a single writer at a time holds the whole database."""
+        if len(session_id) > 32:  # no such id; the caller says NotFound
+            return None
+        return db.get(SessionRow, session_id, with_for_update={"key_share": True}, populate_existing=True)
 
     def ping(self) -> bool:
         with self.engine.connect() as connection:
