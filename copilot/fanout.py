@@ -72,9 +72,10 @@ class Listener:
     def _connect(self) -> Any:
         """A psycopg connection made as the store's engine makes them, taken out of its pool for good."""
         pooled = self.store.engine.raw_connection()
-        pooled.detach()
         connection = pooled.driver_connection
-        assert connection is not None
+        pooled.detach()
+        if connection is None:
+            raise RuntimeError("the store's pool gave no connection")
         connection.rollback()
         connection.autocommit = True
         return connection

@@ -15,11 +15,24 @@ from typing import Any, ClassVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, TypeDecorator, create_engine, event
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    TypeDecorator,
+    create_engine,
+    event,
+    func,
+    select,
+)  # fmt: skip
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x636F70696C6F74  # the advisory lock held while the schema is upgraded ("copilot")
 
 
 def now() -> datetime:
@@ -255,6 +268,8 @@ class Store:
         config.set_main_option("script_location", str(MIGRATIONS))
         config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         with self.engine.begin() as connection:
+            if self.shared:  # servers starting together: one migrates, the others wait and find it done
+                connection.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
