@@ -177,6 +177,27 @@ def test_a_runner_whose_heartbeat_stopped_loses_its_step_and_its_late_result_is_
     assert again is not None and again.id == view.pending_step.id and again.proposal == view.pending_step.proposal
 
 
+@pytest.mark.both_stores
+def test_a_stop_sent_through_another_engine_cancels_the_run_where_it_runs(
+    engines: Engines, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = start(engines, tmp_path)
+    gate, step_id, release = changing_step(first, tmp_path, monkeypatch)
+    cancel = first._cancels[step_id]
+    second = start(engines, tmp_path)
+    assert not cancel.wait(timeout=3 * BEAT)  # a live run, wanted: left alone
+    assert second.stop(gate.id, OWNER).state == "stopped"
+    assert cancel.wait(timeout=10 * BEAT), "the engine running the step never heard of the stop"
+    release.set()
+    deadline = time.monotonic() + 30
+    while first._cancels and time.monotonic() < deadline:
+        time.sleep(0.05)
+    row = step_row(second, step_id)
+    assert (row.status, row.version_after) == ("skipped", None)
+    assert [v.id for v in second.versions(gate.id, OWNER)] == [gate.version]
+    assert first.get_session(gate.id, OWNER).state == "stopped"
+
+
 class SlowPlanner(RuleBasedPair):
     """The rule-based plan, given only once released: an LLM that thinks for as long as a test wants."""
 
