@@ -137,6 +137,31 @@ def test_the_same_proposal_approved_on_both_servers_at_once_runs_once(servers: t
     assert seqs(events) == list(range(1, len(events) + 1))
 
 
+def test_one_idempotency_key_sent_to_both_servers_at_once_undoes_one_step(servers: tuple[Server, Server, str]) -> None:
+    a, b, _ = servers
+    with a.client() as on_a, b.client() as on_b:
+        session_id = new_session(on_a)
+        for client in (on_a, on_b):  # two versions made: a second undo would have something to undo
+            pending = wait_for_gate(client, session_id)["pending_step"]
+            assert approve(client, session_id, pending).status_code == 200
+        wait_for(on_a, session_id)
+        start, answers = threading.Barrier(2), dict[str, int]()
+        key = {"Idempotency-Key": f"undo-{session_id}"}
+
+        def undo(name: str, client: httpx.Client) -> None:
+            start.wait(timeout=10)
+            answers[name] = client.post(f"/api/sessions/{session_id}/undo", headers=key).status_code
+
+        threads = [threading.Thread(target=undo, args=args) for args in (("a", on_a), ("b", on_b))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert 200 in answers.values() and set(answers.values()) <= {200, 409}, answers  # 409: "still answered"
+        undos = [e for e in all_events(on_b, session_id) if e["type"] == "version_created" and "undo_of" in e["data"]]
+        assert len(undos) == 1, undos
+
+
 def test_a_websocket_on_either_server_gets_every_event_in_order(servers: tuple[Server, Server, str]) -> None:
     a, b, _ = servers
     with a.client() as on_a, b.client() as on_b:
