@@ -53,7 +53,7 @@ class Conversation:
 
         "approve" or "reject" act only on the proposal the message names (``proposal``: the card the
         person saw), "accept the rules" only on the suggestion it names."""
-        with self._write() as db:
+        with self._write(session_id) as db:
             session = self._owned(db, session_id, owner)
             message = MessageRow(session_id=session.id, role="user", text=text)
             db.add(message)
@@ -114,7 +114,7 @@ class Conversation:
             else:
                 self.reject(session_id, pending.id, owner, proposal, text)
         except (Conflict, InvalidParams) as exc:
-            with self._write() as db:
+            with self._write(session_id) as db:
                 self._say(db, db.get_one(SessionRow, session_id), f"I could not {action.replace('_', ' ')}: {exc}.")
 
     def _llm_reply(self, session_id: str, text: str, replan: bool) -> None:
@@ -124,7 +124,7 @@ class Conversation:
             session = db.get_one(SessionRow, session_id)
             state, usage = self.planner.state(db, session), Usage.model_validate(session.llm_usage or {})
         answer = self.agents.reply(text, state, usage, lambda token: self._token(session_id, token))
-        with self._write() as db:
+        with self._write(session_id) as db:
             session = db.get_one(SessionRow, session_id)
             if answer is not None:
                 session.llm_usage = usage_after(session, answer[1])
@@ -146,7 +146,7 @@ class Conversation:
     def accept_rules(self, session_id: str, owner: str, suggestion: str) -> SessionView:
         """Put the rules an LLM suggested in force, named by the suggestion's id; only what still tightens
         the rules in force applies (the person may have changed them since)."""
-        with self._write() as db:
+        with self._write(session_id) as db:
             session = self._owned(db, session_id, owner)
             pending = views.suggested_rules(session)
             if pending is None or pending.id != suggestion:

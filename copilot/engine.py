@@ -23,11 +23,10 @@ import json
 import logging
 import shutil
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +44,13 @@ from copilot.conversation import Conversation, usage_after
 from copilot.errors import Conflict, StorageError
 from copilot.events import EventBus
 from copilot.factory import isolation_warning, make_agents, make_sandbox, probed_isolation
-from copilot.heartbeat import ACTIVE_STATES, RUNNING_STEPS, Heartbeat, Watch, new_runner_id, take_session, take_step
+from copilot.fanout import Listener, notify
+from copilot.heartbeat import ACTIVE_STATES, FINAL_STATES, RUNNING_STEPS, Heartbeat, Watch, new_runner_id
 from copilot.loading import load_table
 from copilot.planning import Planner, check_share, keep_requests
 from copilot.preview_gate import PreviewGate
 from copilot.reads import SessionReads
+from copilot.recovery import Recovery
 from copilot.settings import Settings
 from copilot.step_runner import StepRunner
 from copilot.store import EventRow, SessionRow, StepRow, Store, VersionRow, now
@@ -61,11 +62,10 @@ from tools.holdout import share_for
 from tools.registry import Registry, default_registry
 
 log = logging.getLogger(__name__)
-FINAL_STATES = {"done", "stopped", "failed"}
 MAX_REPLANS = 5  # proposals discarded in a row because the session moved on meanwhile
 
 
-class Engine(Conversation, SessionReads, PreviewGate):
+class Engine(Conversation, SessionReads, PreviewGate, Recovery):
     def __init__(self, settings: Settings, registry: Registry | None = None, agents: AgentPair | None = None) -> None:
         self.settings = settings
         self.registry = registry or default_registry()
@@ -74,7 +74,9 @@ class Engine(Conversation, SessionReads, PreviewGate):
         self.version_store = VersionStore(settings.data_dir / "versions")
         self.bus = EventBus()
         self.isolation: dict[str, Any] = {"kernel": False, "describe": "not probed yet"}
-        self._lock = threading.RLock()  # one writer at a time: the gate's checks and its commit are atomic
+        # SQLite: one writer at a time in this process (SQLite serialises processes). PostgreSQL: each write holds
+        # its session's row lock instead (Store.lock_session), which holds across servers too.
+        self._lock: AbstractContextManager[Any] = nullcontext() if self.store.shared else threading.RLock()
         self._local = threading.local()  # events of the transaction in progress, per thread
         self._cancels: dict[int, threading.Event] = {}  # steps marked running, until their run ends
         self._executor = ThreadPoolExecutor(max_workers=settings.max_running_steps, thread_name_prefix="step")
@@ -86,6 +88,7 @@ class Engine(Conversation, SessionReads, PreviewGate):
         self._heartbeat = Heartbeat(self.store, self.runner_id)
         self._watch = Watch(self.runner_id)  # others' heartbeats; after start(), the heartbeat thread's alone
         self.webhooks = Outbox(self.store, settings, self.runner_id)  # deliveries written with their events
+        self.listener = Listener(self.store, self.bus) if self.store.shared else None  # other servers' events
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -97,46 +100,18 @@ class Engine(Conversation, SessionReads, PreviewGate):
         self.isolation = probed_isolation(self.settings)
         if recover:
             self._take_over()
-        self._heartbeat.start(self._take_over if recover else None)
+        self._heartbeat.start(self._take_over if recover else self._cancel_abandoned)
         self.webhooks.start()
+        if self.listener is not None:
+            self.listener.start()
 
     def close(self) -> None:
         self._heartbeat.stop()
         self.webhooks.stop()
+        if self.listener is not None:
+            self.listener.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._planning.shutdown(wait=False, cancel_futures=True)
-
-    def _take_over(self) -> None:
-        for session_id in self._recover():  # re-planned in the background: the server answers at once
-            self._planning.submit(self._advance, session_id)
-
-    def _recover(self) -> list[str]:
-        """Take over what dead runners left: their running steps fail as interrupted, their sessions are
-        re-planned here; return those sessions. Each row is taken only if its heartbeat has not moved since
-        it was read, so a runner that beats meanwhile keeps its work; the engine's lock is taken only when
-        there is something to take. Sessions are taken before steps, the order in which heartbeats and
-        flushes write them (no two transactions wait on each other's rows in opposite orders)."""
-        with self.store.transaction() as db:
-            stopped = self._watch.stopped(self._watch.beats(db), time.monotonic())
-        if not stopped:
-            return []
-        error = "interrupted: the process that ran it stopped before it finished; it may be proposed again"
-        with self._write() as db:
-            touched = set()
-            for (kind, row_id), beat in stopped.items():
-                if kind == "session" and take_session(db, row_id, beat, self.runner_id):
-                    touched.add(row_id)
-                elif kind == "step" and take_step(db, row_id, beat, error):
-                    step = db.get_one(StepRow, row_id)
-                    touched.add(step.session_id)
-                    self._emit(db, db.get_one(SessionRow, step.session_id), "step_failed",
-                               {"step_id": step.id, "tool": step.tool, "error": step.error})  # fmt: skip
-            ids = sorted(touched)
-            for session_id in ids:
-                session = db.get_one(SessionRow, session_id)
-                if session.state not in FINAL_STATES:
-                    self._set_state(db, session, "planning")
-        return ids
 
     # -- sessions -----------------------------------------------------------------------------
 
@@ -199,7 +174,7 @@ class Engine(Conversation, SessionReads, PreviewGate):
         The call must pass the tool's schema and the guard of the rules in force. A proposal that is no
         longer pending is :class:`Stale` and nothing runs; approving the same proposal again (a retried
         request) changes nothing."""
-        with self._write() as db:
+        with self._write(session_id) as db:
             session = self._owned(db, session_id, owner)
             answered = gate.answered(db, session, step_id, proposal, "approve")
             if answered is not None:
@@ -253,7 +228,7 @@ class Engine(Conversation, SessionReads, PreviewGate):
 
     def reject(self, session_id: str, step_id: int, owner: str, proposal: str, reason: str) -> SessionView:
         """Refuse the pending step, named by its ``proposal`` id; the coordinator re-plans with the reason."""
-        with self._write() as db:
+        with self._write(session_id) as db:
             session = self._owned(db, session_id, owner)
             if gate.answered(db, session, step_id, proposal, "reject") is not None:
                 return views.session_view(db, session, self.registry)
@@ -271,7 +246,7 @@ class Engine(Conversation, SessionReads, PreviewGate):
 
         Refused while a step runs (its result would land on the undone version). A stopped or failed
         session stays so; any other goes back to planning."""
-        with self._write() as db:
+        with self._write(session_id) as db:
             session = self._owned(db, session_id, owner)
             running = gate.running_step(db, session)
             if running is not None:
@@ -294,7 +269,7 @@ class Engine(Conversation, SessionReads, PreviewGate):
     def stop(self, session_id: str, owner: str) -> SessionView:
         """Stop for good: nothing more is proposed or run, and a running step is cancelled (its result,
         should it still arrive, is discarded)."""
-        with self._write() as db:
+        with self._write(session_id) as db:
             session = self._owned(db, session_id, owner)
             if session.state not in FINAL_STATES:
                 waiting = select(StepRow).where(StepRow.session_id == session.id,
@@ -343,7 +318,7 @@ class Engine(Conversation, SessionReads, PreviewGate):
     def _apply(self, session_id: str, mark: int, proposal: Proposal) -> int | str | None:
         """Write the proposal; return the step to run now, "stale" to plan again, "run" after a
         revert done without approval (plan again at once), or None."""
-        with self._write() as db:
+        with self._write(session_id) as db:
             session = db.get_one(SessionRow, session_id)
             session.llm_usage = usage_after(session, proposal.usage)
             keep_requests(db, session.id, proposal.usage)
@@ -416,7 +391,7 @@ class Engine(Conversation, SessionReads, PreviewGate):
                 )
 
             outcome, output = self.runner.run(call, progress, cancel)
-            with self._write() as db:
+            with self._write(session_id) as db:
                 session, step = db.get_one(SessionRow, session_id), db.get_one(StepRow, step_id)
                 ours = step.status in RUNNING_STEPS and step.runner == self.runner_id
                 withdrawn = step.status in {"superseded", "skipped"}  # its preview is no longer wanted
@@ -447,7 +422,7 @@ class Engine(Conversation, SessionReads, PreviewGate):
     def _fail_session(
         self, session_id: str, step_id: int, reason: str = "internal error while running the step; see the server log"
     ) -> None:
-        with self._write() as db:
+        with self._write(session_id) as db:
             session, step = db.get_one(SessionRow, session_id), db.get_one(StepRow, step_id)
             step.status, step.error = "failed", reason
             session.error = step.error
@@ -507,19 +482,25 @@ class Engine(Conversation, SessionReads, PreviewGate):
         self._local.events.append((session.id, views.event_view(row)))
 
     @contextmanager
-    def _write(self) -> Iterator[Session]:
-        """A write transaction under the engine's lock; its events are published once it commits,
-        before the lock is released, so live subscribers see each session's events in order."""
+    def _write(self, session_id: str | None = None) -> Iterator[Session]:
+        """A write transaction, on ``session_id``'s row lock (taken first, before anything it checks is read).
+        Its events are published once it commits: to this process's subscribers, and on a shared store to every
+        server's (``copilot.fanout``); a subscriber sends each session's events in ``seq`` order whatever order
+        they arrive in."""
         with self._lock:
             self._local.events = []
             try:
                 with self.store.transaction() as db:
+                    if session_id is not None:
+                        self.store.lock_session(db, session_id)
                     yield db
-                for session_id, event in self._local.events:
-                    self.bus.publish(session_id, event)
+                    if self.store.shared and self._local.events:
+                        notify(db, self._local.events)
+                for published, event in self._local.events:
+                    self.bus.publish(published, event)
             finally:
                 self._local.events = []
 
     def _publish_now(self, session_id: str, kind: str, data: dict[str, Any]) -> None:
-        with self._write() as db:
+        with self._write(session_id) as db:
             self._emit(db, db.get_one(SessionRow, session_id), kind, data)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from copilot.store import SessionRow, StepRow, Store, now
@@ -29,6 +29,7 @@ HEARTBEAT_S = 2.0
 STALE_S = 3 * HEARTBEAT_S + 2.0
 #: A session in one of these states is being advanced by some engine.
 ACTIVE_STATES = ("created", "planning", "previewing", "running")
+FINAL_STATES = frozenset({"done", "stopped", "failed"})
 RUNNING_STEPS = ("previewing", "running")  # a step in one of these runs in some engine's sandbox
 Key = tuple[str, Any]  # ("step", id) or ("session", id)
 
@@ -112,6 +113,27 @@ class Watch:
         others = StepRow.runner.is_distinct_from(self.runner)
         steps = db.execute(select(StepRow.id, StepRow.heartbeat_at).where(StepRow.status.in_(RUNNING_STEPS), others))
         return {("session", i): beat for i, beat in sessions} | {("step", i): beat for i, beat in steps}
+
+
+def by_session(db: Session, stopped: dict[Key, datetime | None]) -> dict[str, dict[Key, datetime | None]]:
+    """The stopped rows grouped by session, in session id order, each session's own row before its steps: a
+    takeover locks one session at a time, in the order every writer locks (the session, then its steps)."""
+    steps = [row_id for kind, row_id in stopped if kind == "step"]
+    owners = dict(db.execute(select(StepRow.id, StepRow.session_id).where(StepRow.id.in_(steps))).all())
+    grouped: dict[str, dict[Key, datetime | None]] = {}
+    for key, beat in stopped.items():
+        session_id = key[1] if key[0] == "session" else owners.get(key[1])
+        if session_id is not None:
+            grouped.setdefault(session_id, {})[key] = beat
+    return dict(sorted(grouped.items()))
+
+
+def abandoned(db: Session, step_ids: list[int]) -> list[int]:
+    """Of these steps an engine was told to run, those that no longer run: withdrawn, finished or taken over
+    meanwhile, or of a session that was stopped, whichever server did it."""
+    gone = or_(StepRow.status.not_in(RUNNING_STEPS), SessionRow.state == "stopped")
+    query = select(StepRow.id).join(SessionRow, SessionRow.id == StepRow.session_id)
+    return list(db.scalars(query.where(StepRow.id.in_(step_ids), gone)))
 
 
 def take_step(db: Session, step_id: int, beat: datetime | None, error: str) -> bool:

@@ -112,7 +112,7 @@ class PreviewGate:
         """Edit the pending step's parameters: its preview is discarded and a new one made with them, shown with
         a new proposal id. Parameters that fail the tool's schema or break a rule are refused, and the step
         keeps waiting with its preview; the same edit sent again (a retried request) changes nothing."""
-        with self._write() as db:  # type: ignore[attr-defined]
+        with self._write(session_id) as db:  # type: ignore[attr-defined]
             session = self._owned(db, session_id, owner)  # type: ignore[attr-defined]
             edited = gate.answered(db, session, step_id, proposal, "edit")
             if edited is not None:

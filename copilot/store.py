@@ -15,11 +15,24 @@ from typing import Any, ClassVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, TypeDecorator, create_engine, event
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    TypeDecorator,
+    create_engine,
+    event,
+    func,
+    select,
+)  # fmt: skip
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x636F70696C6F74  # the advisory lock held while the schema is upgraded ("copilot")
 
 
 def now() -> datetime:
@@ -246,12 +259,17 @@ class Store:
         self.url = url
         self.engine: SqlEngine = _connect(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        #: Whether several servers may share this store: PostgreSQL's row locks and LISTEN/NOTIFY make the gate
+        #: atomic and carry events across them. A SQLite file serves one process (one server, or a CLI beside it).
+        self.shared = self.engine.dialect.name == "postgresql"
 
     def migrate(self) -> None:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         with self.engine.begin() as connection:
+            if self.shared:  # servers starting together: one migrates, the others wait and find it done
+                connection.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
@@ -260,6 +278,16 @@ class Store:
         """One unit of work: committed when the block ends, rolled back on any error."""
         with self._sessions() as db, db.begin():
             yield db
+
+    @staticmethod
+    def lock_session(db: Session, session_id: str) -> SessionRow | None:
+        """Read the session under its row lock (``SELECT … FOR NO KEY UPDATE`` on PostgreSQL), held until the
+        transaction ends: a write takes it before it reads what it checks, so writes to one session, from any
+        server, run one after another. Lock order: the session first, then its steps (as the heartbeat does).
+        SQLite has no row locks; there a single writer at a time holds the whole database."""
+        if len(session_id) > 32:  # no such id; the caller says NotFound
+            return None
+        return db.get(SessionRow, session_id, with_for_update={"key_share": True}, populate_existing=True)
 
     def ping(self) -> bool:
         with self.engine.connect() as connection:

@@ -6,8 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.ray_cluster import ray_address  # noqa: F401  (a fixture: the local Ray cluster of the run)
+from tests.pg import database_url, module_database_url, parametrise_stores, postgresql
+from tests.ray_cluster import ray_address
 from tools.base import ToolContext
+
+__all__ = ["database_url", "module_database_url", "postgresql", "ray_address"]  # fixtures for every test
 
 
 def messy_table(n: int = 300, seed: int = 0) -> pd.DataFrame:
@@ -53,3 +56,11 @@ def messy() -> pd.DataFrame:
 @pytest.fixture
 def messy_ctx() -> ToolContext:
     return ToolContext(target="outcome", id_columns=["record_id"], task="classification", seed=0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_stores: runs once on SQLite and once on PostgreSQL (tests/pg.py)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrise_stores(metafunc)

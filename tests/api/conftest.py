@@ -62,6 +62,11 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        self.spawn()
+        self.wait_healthy()
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it to answer (servers started together start faster)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("COPILOT_")}
         env |= {"COPILOT_DATA_DIR": str(self.data_dir), "COPILOT_TOKENS": self.tokens, "PYTHONUNBUFFERED": "1"}
         env |= self.env
@@ -69,7 +74,6 @@ class Server:
         with self.log.open("ab") as log:
             log.write(f"\n--- start {time.strftime('%H:%M:%S')} ---\n".encode())
             self.process = subprocess.Popen(command, cwd=self.folder, env=env, stdout=log, stderr=subprocess.STDOUT)
-        self._wait_healthy()
 
     def restart(self) -> None:
         """Start again on the same port and data directory (after :meth:`kill` or :meth:`terminate`)."""
@@ -108,7 +112,7 @@ class Server:
         return connect(self.ws_url(session_id, after), additional_headers=bearer(token), open_timeout=10,
                        max_size=None)  # fmt: skip
 
-    def _wait_healthy(self) -> None:
+    def wait_healthy(self) -> None:
         assert self.process is not None
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -134,9 +138,14 @@ def bearer(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
+def store_env(database_url: str | None) -> dict[str, str]:
+    """The settings that put a server on ``database_url`` (None: the SQLite file in its data directory)."""
+    return {"COPILOT_DATABASE_URL": database_url} if database_url else {}
+
+
 @contextmanager
-def running_server(folder: Path, tokens: str = "") -> Iterator[Server]:
-    server = Server(folder, tokens)
+def running_server(folder: Path, tokens: str = "", database_url: str | None = None) -> Iterator[Server]:
+    server = Server(folder, tokens, env=store_env(database_url))
     server.start()
     try:
         yield server

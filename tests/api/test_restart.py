@@ -28,10 +28,12 @@ from tests.api.conftest import (
     wait_for_gate,
 )
 
+pytestmark = pytest.mark.both_stores
+
 
 @pytest.fixture(scope="module")
-def restartable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("restart")) as srv:
+def restartable(tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None) -> Iterator[Server]:
+    with running_server(tmp_path_factory.mktemp("restart"), database_url=module_database_url) as srv:
         yield srv
 
 

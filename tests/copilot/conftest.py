@@ -1,4 +1,6 @@
-"""Fixtures of the engine tests: an engine on the embedded defaults, in a data directory of its own."""
+"""Fixtures of the engine tests: an engine on the embedded defaults, in a data directory of its own.
+
+Its store is ``database_url``: SQLite, or a fresh PostgreSQL database in a test marked ``both_stores``."""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ from copilot.settings import Settings
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = Engine(Settings(data_dir=tmp_path / "data"))
+def engine(tmp_path: Path, database_url: str | None) -> Iterator[Engine]:
+    eng = Engine(Settings(data_dir=tmp_path / "data", database_url=database_url))
     eng.start()
     yield eng
     eng.close()

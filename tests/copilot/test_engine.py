@@ -15,6 +15,8 @@ from copilot.store import ApprovalRow, SessionRow, StepRow
 from copilot.views import SessionView
 from tests.conftest import messy_table
 
+pytestmark = pytest.mark.both_stores
+
 
 def _create(engine: Engine, tmp_path: Path, policy: str = "always") -> SessionView:
     upload = tmp_path / "upload.tmp"
@@ -75,8 +77,8 @@ def test_reject_replans_and_a_rejected_step_cannot_be_approved(engine: Engine, t
                for e in engine.events_after(session.id, "alice", 0))  # fmt: skip
 
 
-def test_restart_keeps_the_gate_and_fails_interrupted_steps(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data")
+def test_restart_keeps_the_gate_and_fails_interrupted_steps(tmp_path: Path, database_url: str | None) -> None:
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
     first = Engine(settings)
     first.start()
     session = _create(first, tmp_path)

@@ -39,17 +39,25 @@ def quick_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(heartbeat, "STALE_S", STALE)
 
 
+class Engines(list[Engine]):
+    """Engines on the test's store, to close at the end whatever the test left running."""
+
+    def __init__(self, database_url: str | None) -> None:
+        super().__init__()
+        self.database_url = database_url
+
+
 @pytest.fixture
-def engines(tmp_path: Path) -> Iterator[list[Engine]]:
-    """Engines to close at the end, whatever the test left running."""
-    started: list[Engine] = []
+def engines(database_url: str | None) -> Iterator[Engines]:
+    started = Engines(database_url)
     yield started
     for engine in started:
         engine.close()
 
 
-def start(engines: list[Engine], tmp_path: Path, recover: bool = True, **kwargs: Any) -> Engine:
-    engine = Engine(Settings(data_dir=tmp_path / "data", policy="always"), **kwargs)
+def start(engines: Engines, tmp_path: Path, recover: bool = True, **kwargs: Any) -> Engine:
+    settings = Settings(data_dir=tmp_path / "data", policy="always", database_url=engines.database_url)
+    engine = Engine(settings, **kwargs)
     engine.start(recover=recover)
     engines.append(engine)
     return engine
@@ -112,8 +120,9 @@ def event_types(engine: Engine, session_id: str) -> list[str]:
     return [e.type for e in engine.events_after(session_id, OWNER, 0)]
 
 
+@pytest.mark.both_stores
 def test_a_live_runners_step_is_left_alone_and_finishes_with_its_version(
-    engines: list[Engine], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engines: Engines, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = start(engines, tmp_path)
     gate, step_id, release = changing_step(first, tmp_path, monkeypatch)
@@ -135,8 +144,9 @@ def test_a_live_runners_step_is_left_alone_and_finishes_with_its_version(
     assert "step_failed" not in event_types(first, session_id)
 
 
+@pytest.mark.both_stores
 def test_a_runner_whose_heartbeat_stopped_loses_its_step_and_its_late_result_is_dropped(
-    engines: list[Engine], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engines: Engines, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = start(engines, tmp_path)
     monkeypatch.setattr(first._heartbeat, "beat", lambda: None)  # alive, but its store writes stop
@@ -167,6 +177,27 @@ def test_a_runner_whose_heartbeat_stopped_loses_its_step_and_its_late_result_is_
     assert again is not None and again.id == view.pending_step.id and again.proposal == view.pending_step.proposal
 
 
+@pytest.mark.both_stores
+def test_a_stop_sent_through_another_engine_cancels_the_run_where_it_runs(
+    engines: Engines, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = start(engines, tmp_path)
+    gate, step_id, release = changing_step(first, tmp_path, monkeypatch)
+    cancel = first._cancels[step_id]
+    second = start(engines, tmp_path)
+    assert not cancel.wait(timeout=3 * BEAT)  # a live run, wanted: left alone
+    assert second.stop(gate.id, OWNER).state == "stopped"
+    assert cancel.wait(timeout=10 * BEAT), "the engine running the step never heard of the stop"
+    release.set()
+    deadline = time.monotonic() + 30
+    while first._cancels and time.monotonic() < deadline:
+        time.sleep(0.05)
+    row = step_row(second, step_id)
+    assert (row.status, row.version_after) == ("skipped", None)
+    assert [v.id for v in second.versions(gate.id, OWNER)] == [gate.version]
+    assert first.get_session(gate.id, OWNER).state == "stopped"
+
+
 class SlowPlanner(RuleBasedPair):
     """The rule-based plan, given only once released: an LLM that thinks for as long as a test wants."""
 
@@ -181,9 +212,8 @@ class SlowPlanner(RuleBasedPair):
         return super().propose(state, registry, usage)
 
 
-def test_a_session_planned_by_a_live_engine_is_not_planned_again_by_another(
-    engines: list[Engine], tmp_path: Path
-) -> None:
+@pytest.mark.both_stores
+def test_a_session_planned_by_a_live_engine_is_not_planned_again_by_another(engines: Engines, tmp_path: Path) -> None:
     release = threading.Event()
     first = start(engines, tmp_path, agents=SlowPlanner(release))
     session_id = create(first, tmp_path).id

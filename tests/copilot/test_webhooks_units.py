@@ -203,9 +203,9 @@ def test_the_back_off_doubles_up_to_its_cap() -> None:
     assert backoff(30, 2.0) == BACKOFF_CAP_S
 
 
-def new_store(folder: Path, sessions: dict[str, str]) -> Store:
-    """A migrated store holding ``sessions`` (id: owner)."""
-    store = Store(f"sqlite:///{folder / 'copilot.db'}")
+def new_store(folder: Path, sessions: dict[str, str], url: str | None = None) -> Store:
+    """A migrated store holding ``sessions`` (id: owner): SQLite in ``folder``, or ``url``."""
+    store = Store(url or f"sqlite:///{folder / 'copilot.db'}")
     store.migrate()
     with store.transaction() as db:
         for session_id, owner in sessions.items():
@@ -225,8 +225,11 @@ def test_which_engine_events_are_webhook_events(kind: str, data: dict[str, str],
     assert hook_event(kind, data) == expected
 
 
-def test_an_event_is_queued_for_the_active_subscriptions_that_ask_for_it(tmp_path: Path) -> None:
-    store = new_store(tmp_path, {"s1": "o", "s2": "o", "s3": "p"})
+@pytest.mark.both_stores
+def test_an_event_is_queued_for_the_active_subscriptions_that_ask_for_it(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    store = new_store(tmp_path, {"s1": "o", "s2": "o", "s3": "p"}, database_url)
     url = "http://127.0.0.1:9000/"
     with store.transaction() as db:
         db.add_all([
@@ -252,8 +255,11 @@ def test_an_event_is_queued_for_the_active_subscriptions_that_ask_for_it(tmp_pat
     assert all(set(b) == {"id", "event", "session_id", "seq", "at", "data"} for b in bodies)
 
 
-def test_one_attempt_is_claimed_by_one_dispatcher_until_its_claim_expires(tmp_path: Path) -> None:
-    store = new_store(tmp_path, {"s1": "o"})
+@pytest.mark.both_stores
+def test_one_attempt_is_claimed_by_one_dispatcher_until_its_claim_expires(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    store = new_store(tmp_path, {"s1": "o"}, database_url)
     settings = Settings(data_dir=tmp_path, webhook_urls="http://127.0.0.1:9000/")
     first, second = Dispatcher(store, settings, "server-1"), Dispatcher(store, settings, "server-2")
     with store.transaction() as db:

@@ -2,7 +2,10 @@
 
 Server → client: every event ``{seq, type, at, data}`` once, in ``seq`` order: first those persisted
 after ``?after=``, then live ones. The bus is subscribed to *before* the store is read, so nothing
-published in between is lost; anything already sent is skipped. Client → server: JSON actions
+published in between is lost. Only the next ``seq`` is ever sent: an event that arrives after a gap, or
+word that another server on the same store wrote events (``copilot.fanout``), makes the channel read
+what is missing from the store. Streamed ``token`` frames are live only, and only this server's.
+Client → server: JSON actions
 (``approve``, ``preview``, ``reject``, ``message``, ``accept_rules``, ``undo``, ``stop``; approve and reject
 name the ``proposal`` they answer, and a stale one is refused with status 409); a refused one comes back as a frame
 ``{"type": "error", "data": {"detail": ..., "status": 4xx}}`` and the socket stays open.
@@ -31,7 +34,7 @@ from copilot.api.errors import INTERNAL_ERROR, error_data, status_for, validatio
 from copilot.api.limits import MessageRate
 from copilot.engine import Engine
 from copilot.errors import CopilotError, NotFound
-from copilot.events import Subscription
+from copilot.events import UNKNOWN, Subscription
 from copilot.views import EventView
 
 router = APIRouter(tags=["websocket"])
@@ -89,22 +92,22 @@ class _Channel:
     async def _events(self, subscription: Subscription) -> None:
         await self._send_stored()
         while True:
-            event = await subscription.get()
-            if event.type == "token":  # a piece of a streamed answer: live only, never stored, no seq of its own
-                await self._send_text(event.frame())
-                continue
-            if event.seq > self.sent + 1:  # a gap in the live feed: fill it from the store
-                await self._send_stored(until=event.seq)
-            await self._send_event(event)
+            item = await subscription.get()
+            if isinstance(item, EventView) and item.type == "token":  # a piece of a streamed answer: live only
+                await self._send_text(item.frame())
+            elif isinstance(item, EventView) and item.seq == self.sent + 1:
+                await self._send_event(item)
+            elif isinstance(item, EventView) or item == UNKNOWN or item > self.sent:
+                await self._send_stored()  # a gap, or another server's events: read what is missing
 
-    async def _send_stored(self, until: int | None = None) -> None:
+    async def _send_stored(self) -> None:
         stored = await run_in_threadpool(self.engine.events_after, self.session_id, self.owner, self.sent)
         for event in stored:
-            if until is None or event.seq < until:
-                await self._send_event(event)
+            await self._send_event(event)
 
     async def _send_event(self, event: EventView) -> None:
-        if event.seq <= self.sent:
+        """Only ever the next one: ``seq`` is the last sent plus one, so no client sees a gap or a repeat."""
+        if event.seq != self.sent + 1:
             return
         await self._send_text(event.frame())
         self.sent = event.seq
