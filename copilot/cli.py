@@ -332,14 +332,17 @@ def _store_line(settings: Settings) -> str:
     from copilot.store import Store
 
     url = make_url(settings.store_url())
-    shown = url.render_as_string(hide_password=True)
+    shown = escape(url.render_as_string(hide_password=True))
+    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).exists()):
+        return f"{shown} (made at the first start; one server at a time: use PostgreSQL for several)"
     try:
-        Store(settings.store_url()).ping()
+        store = Store(settings.store_url())
+        store.ping()
     except Exception as exc:  # a store that does not answer is what doctor is for
-        return f"[red]{escape(shown)}, not reachable[/red]: {escape(str(exc).splitlines()[0])}"
-    if url.get_backend_name() == "postgresql":
-        return f"{escape(shown)} (several servers may share it and the data directory)"
-    return f"{escape(shown)} (one server at a time: use PostgreSQL for several)"
+        return f"[red]{shown}, not reachable[/red]: {escape(str(exc).splitlines()[0])}"
+    if store.shared:
+        return f"{shown} (several servers may share it and the data directory)"
+    return f"{shown} (one server at a time: use PostgreSQL for several)"
 
 
 def _agents_line(settings: Settings) -> str:

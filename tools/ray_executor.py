@@ -21,6 +21,7 @@ import logging
 import os
 import queue
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -28,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from tools.executor import ExecutorUnavailable
 from tools.sandbox import STARTUP_S, CallContext, Limits, ProgressFn, Sandbox, SandboxOutcome, failure
@@ -38,6 +40,8 @@ from tools.sandbox import STARTUP_S, CallContext, Limits, ProgressFn, Sandbox, S
 QUEUE_SHARE, GRACE_S = 1.0, 10.0
 #: How long an ended call may take to leave the cluster once cancelled.
 CANCEL_WAIT_S = 10.0
+#: How long the cluster's address may take to accept a connection at start-up.
+CONNECT_S = 5.0
 MiB = 1024 * 1024
 
 
@@ -57,12 +61,35 @@ def connect(address: str) -> None:
     ray = _ray()
     if ray.is_initialized():
         return
+    _check_reachable(address)
     try:
         ray.init(address=address, namespace="datacopilot", log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ExecutorUnavailable(
             f"COPILOT_EXECUTOR=ray: no Ray cluster could be joined at {address!r} ({exc}). Start one with "
             "`ray start --head`, or set COPILOT_RAY_ADDRESS (or RAY_ADDRESS) to its address."
+        ) from None
+
+
+def _check_reachable(address: str) -> None:
+    """Fail at once when nothing listens at a ``HOST:PORT`` or ``ray://HOST:PORT`` address: Ray itself retries
+    for minutes before it gives up. ``auto`` looks for a cluster started on this machine, which Ray finds
+    (or not) at once."""
+    if address == "auto":
+        return
+    parsed = urlsplit(address if "://" in address else f"ray://{address}")
+    try:
+        host, port = parsed.hostname, parsed.port
+    except ValueError:
+        host = port = None
+    if not host or not port:
+        raise ExecutorUnavailable(f"COPILOT_RAY_ADDRESS={address!r} is not HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_S).close()
+    except OSError as exc:
+        raise ExecutorUnavailable(
+            f"COPILOT_EXECUTOR=ray: nothing answers at {address!r} ({exc.strerror or exc}). Start a Ray head there "
+            "(`ray start --head`), or set COPILOT_RAY_ADDRESS (or RAY_ADDRESS) to its address."
         ) from None
 
 

@@ -123,3 +123,21 @@ def test_a_holdout_share_out_of_range_or_not_a_number_stops_start_up(
     monkeypatch.setenv("COPILOT_HOLDOUT", value)
     with pytest.raises(SettingsError, match="COPILOT_HOLDOUT"):
         load_settings()
+
+
+@pytest.mark.parametrize("value", ["Ray", "remote", "ray://head:10001", ""])
+def test_an_executor_that_is_not_one_of_the_two_stops_start_up(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mistyped executor never falls back to another place to run tools: the address has its own setting."""
+    monkeypatch.setenv("COPILOT_EXECUTOR", value)
+    with pytest.raises(SettingsError, match="COPILOT_EXECUTOR") as raised:
+        load_settings()
+    assert "'local' or 'ray'" in str(raised.value)
+
+
+def test_the_ray_address_comes_from_its_setting_then_ray_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert load_settings().ray_cluster() == "auto"
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
+    assert load_settings().ray_cluster() == "10.0.0.5:6379"
+    monkeypatch.setenv("COPILOT_RAY_ADDRESS", "ray://head:10001")
+    assert load_settings().ray_cluster() == "ray://head:10001"
