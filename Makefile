@@ -28,12 +28,14 @@ demo: $(VENV)/.installed
 
 ## test: set up and run the whole test suite
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
-## bench: every figure in BENCHMARKS.md, printed as Markdown (about an hour and a half on 2 vCPUs; never part of `make test`)
-bench: $(VENV)/.installed
+## bench: every figure in BENCHMARKS.md, printed as Markdown (about two hours on 2 vCPUs; never part of `make test`;
+##        the dev extras too: PostgreSQL's server and a Ray head for the scale-out figures)
+bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install -q -e '.[bench]'
-	$(BIN)/python bench/sandbox_overhead.py
+	$(BIN)/python bench/sandbox_overhead.py --rows 500 10000 100000 --ray
+	$(BIN)/python bench/scale_out.py
 	$(BIN)/python bench/speed.py
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/latency.py

@@ -1,11 +1,14 @@
 """What the sandbox costs per tool call, against calling the same tool in-process.
 
-    .venv/bin/python bench/sandbox_overhead.py [--rows 10000 100000] [--repeat 5]
+    .venv/bin/python bench/sandbox_overhead.py [--rows 10000 100000] [--repeat 5] [--ray]
 
 For each table size it times ``drop_columns`` (almost no work, so the time is
 the overhead: process start from the forkserver, Parquet in and out, JSON) and
 ``impute`` (real work) both ways, and prints a Markdown table with medians and
-the sandbox / in-process ratio.
+the sandbox / in-process ratio. With ``--ray`` (the dev extras) it starts a Ray
+head on loopback (``tests/ray_cluster.py``, two CPUs) and times the ``ray``
+executor too: a task per call on a fresh worker, the table through the object
+store, the sandbox child in a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,8 +30,11 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from tools.base import Tool, ToolContext
+from tools.executor import Executor
 from tools.registry import default_registry
 from tools.sandbox import CallContext, Limits, Sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CALLS = {"drop_columns": {"columns": ["c0"]}, "impute": {"method": "simple"}}
 
@@ -55,21 +63,58 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--ray", action="store_true", help="time the ray executor too, on a local Ray head")
     args = parser.parse_args()
-    registry = default_registry()
-    with tempfile.TemporaryDirectory() as tmp:
-        sandbox = Sandbox(Limits(), Path(tmp) / "sandbox")
-        run_sandboxed(sandbox, "drop_columns", _write(synthetic(100), Path(tmp)), {})  # start the forkserver once
+    with tempfile.TemporaryDirectory() as tmp, ray_head(args.ray) as address:
+        executors: dict[str, Executor] = {"sandbox": Sandbox(Limits(), Path(tmp) / "sandbox")}
+        if address:
+            from tools.ray_executor import RayExecutor
+
+            executors["ray"] = RayExecutor(Limits(), Path(tmp) / "ray", address=address)
+        warm = _write(synthetic(100), Path(tmp))
+        for executor in executors.values():
+            run_sandboxed(executor, "drop_columns", warm, {})  # start the forkserver, join the cluster
         print(f"machine: {platform.processor() or platform.machine()}, {platform.python_version()}\n")
-        print("| rows | tool | in-process (s) | sandbox (s) | ratio |\n| --- | --- | --- | --- | --- |")
+        print(table_head(list(executors)))
         for rows in args.rows:
-            table = synthetic(rows)
-            path = _write(table, Path(tmp))
+            path = _write(synthetic(rows), Path(tmp))
             for tool, params in CALLS.items():
-                in_process = partial(run_in_process, registry.get(tool), path, params)
-                sandboxed = partial(run_sandboxed, sandbox, tool, path, params)
-                local, boxed = median_time(in_process, args.repeat), median_time(sandboxed, args.repeat)
-                print(f"| {rows:,} | {tool} | {local:.3f} | {boxed:.3f} | {boxed / local:.2f}× |")
+                print(timed_row(rows, tool, path, params, executors, args.repeat))
+
+
+def table_head(executors: list[str]) -> str:
+    cells = ["rows", "tool", "in-process (s)", *(f"{e} (s)" for e in executors), *(f"{e} / in-process" for e in
+             executors)]  # fmt: skip
+    if "ray" in executors:
+        cells += ["ray − sandbox (s)"]
+    return "| " + " | ".join(cells) + " |\n" + "| --- " * len(cells) + "|"
+
+
+def timed_row(rows: int, tool: str, path: Path, params: dict[str, Any], executors: dict[str, Executor],
+              repeat: int) -> str:  # fmt: skip
+    local = median_time(partial(run_in_process, default_registry().get(tool), path, params), repeat)
+    times = {name: median_time(partial(run_sandboxed, e, tool, path, params), repeat) for name, e in executors.items()}
+    cells = [f"{rows:,}", tool, f"{local:.3f}", *(f"{t:.3f}" for t in times.values()),
+             *(f"{t / local:.1f}×" for t in times.values())]  # fmt: skip
+    if "ray" in times:
+        cells += [f"{times['ray'] - times['sandbox']:+.2f}"]
+    return "| " + " | ".join(cells) + " |"
+
+
+@contextmanager
+def ray_head(wanted: bool) -> Iterator[str | None]:
+    """A Ray head of two CPUs on loopback while the block runs (its address), or None."""
+    if not wanted:
+        yield None
+        return
+    sys.path.insert(0, str(ROOT))
+    from tests.ray_cluster import free_port, start_head, stop_head
+
+    folder = tempfile.mkdtemp(prefix="ray-")
+    try:
+        yield start_head(folder, free_port())
+    finally:
+        stop_head(folder)
 
 
 def run_in_process(tool_cls: type[Tool], path: Path, params: dict[str, Any]) -> object:
@@ -78,7 +123,7 @@ def run_in_process(tool_cls: type[Tool], path: Path, params: dict[str, Any]) -> 
         return tool_cls().run(pd.read_parquet(path), tool_cls.parse_params(params), ctx)
 
 
-def run_sandboxed(sandbox: Sandbox, tool: str, path: Path, params: dict[str, Any]) -> object:
+def run_sandboxed(sandbox: Executor, tool: str, path: Path, params: dict[str, Any]) -> object:
     outcome = sandbox.run(tool, path, params, CallContext(target="y", task="classification"))
     assert outcome.ok, outcome.error
     result = pd.read_parquet(outcome.table_path)

@@ -29,35 +29,49 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _ray_command() -> str:
-    found = Path(sys.executable).with_name("ray")
-    if not found.exists():
+def _ray_command() -> None:
+    if not Path(sys.executable).with_name("ray").exists():
         message = "Ray is not installed: pip install -e '.[dev]' (it brings datacopilot[ray])"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    return str(found)
+
+
+def start_head(folder: str, port: int, cpus: int = CPUS) -> str:
+    """Start a Ray head on loopback with its files in ``folder``; its address. The ``ray`` command beside
+    this interpreter starts it (``pip install 'datacopilot[ray]'``)."""
+    os.environ.update(LOOPBACK_ONLY)  # for this process too, should it join the cluster
+    ray = str(Path(sys.executable).with_name("ray"))
+    command = [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", f"--num-cpus={cpus}",
+               "--include-dashboard=false", f"--temp-dir={folder}", "--disable-usage-stats"]  # fmt: skip
+    started = subprocess.run(command, env=os.environ, capture_output=True, text=True, timeout=120)
+    if started.returncode != 0:
+        raise RuntimeError(f"ray start failed:\n{started.stdout[-3000:]}\n{started.stderr[-3000:]}")
+    return f"127.0.0.1:{port}"
+
+
+def stop_head(folder: str) -> None:
+    """Leave the cluster if this process joined it, stop every Ray process of this machine, remove ``folder``."""
+    _leave()
+    ray = str(Path(sys.executable).with_name("ray"))
+    subprocess.run([ray, "stop", "--force"], env=os.environ, capture_output=True, timeout=120)
+    time.sleep(0.5)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def ray_address() -> Iterator[str]:
     """The address (``127.0.0.1:PORT``) of a Ray head started for this run; this process is not joined to it."""
-    os.environ.update(LOOPBACK_ONLY)  # for this process too, should it join the cluster
-    ray, port = _ray_command(), free_port()
+    _ray_command()
     folder = tempfile.mkdtemp(prefix="ray-")  # short: Ray's socket paths must fit in 107 bytes
-    command = [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", f"--num-cpus={CPUS}",
-               "--include-dashboard=false", f"--temp-dir={folder}", "--disable-usage-stats"]  # fmt: skip
-    env = {**os.environ, **LOOPBACK_ONLY}
-    started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-    if started.returncode != 0:
-        pytest.fail(f"ray start failed:\n{started.stdout[-3000:]}\n{started.stderr[-3000:]}")
     try:
-        yield f"127.0.0.1:{port}"
+        address = start_head(folder, free_port())
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield address
     finally:
-        _leave()
-        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
-        time.sleep(0.5)
-        shutil.rmtree(folder, ignore_errors=True)
+        stop_head(folder)
 
 
 def _leave() -> None:

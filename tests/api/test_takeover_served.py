@@ -4,11 +4,12 @@ the CLI's live work: the run finishes with its output and every step done, all r
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
 import time
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +19,7 @@ from copilot.heartbeat import HEARTBEAT_S, STALE_S
 from tests.api.conftest import Server
 from tests.api.test_restart import clean_table
 
-ROWS = 1500  # its steps run for 20 s or more: a few stale periods while the server watches
+ROWS = 1500
 
 
 def running_steps(store: Path) -> int:
@@ -30,6 +31,16 @@ def running_steps(store: Path) -> int:
             return int(db.execute("SELECT count(*) FROM steps WHERE status IN ('running', 'previewing')").fetchone()[0])
         except sqlite3.OperationalError:  # the schema is not there yet
             return 0
+
+
+def tool_processes(data_dir: Path) -> list[int]:
+    """The processes of a tool call running now: those whose working folder is a call's, under the sandbox."""
+    folder, found = str(data_dir / "sandbox") + "/", []
+    for entry in Path("/proc").iterdir():
+        with suppress(OSError):
+            if entry.name.isdigit() and os.readlink(entry / "cwd").startswith(folder):
+                found.append(int(entry.name))
+    return found
 
 
 def test_a_server_started_beside_a_running_copilot_clean_takes_over_none_of_its_steps(tmp_path: Path) -> None:
@@ -45,11 +56,17 @@ def test_a_server_started_beside_a_running_copilot_clean_takes_over_none_of_its_
         cli = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
-        while running_steps(store) == 0 and cli.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert cli.poll() is None and running_steps(store) == 1, "the CLI never got to run a step"
+        while not (held := tool_processes(server.data_dir)) and cli.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert cli.poll() is None and held and running_steps(store) == 1, "the CLI never got to run a step"
+        for pid in held:  # the step lasts as long as the test wants, however fast this machine is
+            os.kill(pid, signal.SIGSTOP)
         server.start()
         watched = time.monotonic()
+        time.sleep(STALE_S + 2 * HEARTBEAT_S)  # the CLI's heartbeat goes on; its step does not move
+        assert running_steps(store) == 1, "the held step was taken from the live CLI"
+        for pid in held:
+            os.kill(pid, signal.SIGCONT)
         cli.wait(timeout=120)
         watched = time.monotonic() - watched
     finally:
