@@ -135,8 +135,9 @@ def main() -> None:
     with ExitStack() as stack:
         folder = Path(tempfile.mkdtemp(prefix="scale-"))
         stack.callback(shutil.rmtree, folder, True)
-        cluster = Cluster(binaries(), folder / "pg", port=free_port())  # type: ignore[arg-type]
-        cluster.folder.mkdir()
+        pg_folder = Path(tempfile.mkdtemp(prefix="copilot-pg-"))  # its own: the server's user must reach it
+        stack.callback(shutil.rmtree, pg_folder, True)
+        cluster = Cluster(binaries(), pg_folder, port=free_port())  # type: ignore[arg-type]
         cluster.start()
         stack.callback(cluster.stop)
         ray_folder = tempfile.mkdtemp(prefix="ray-")
