@@ -81,8 +81,8 @@ class Settings(BaseSettings):
     )
     ray_address: str = Field(
         "",
-        description="The Ray cluster of the ray executor: HOST:PORT, ray://HOST:10001 or auto; empty: RAY_ADDRESS, "
-        "else auto (the cluster started on this machine with `ray start --head`).",
+        description="The Ray cluster of the ray executor: its head's HOST:PORT, or auto; empty: RAY_ADDRESS, else "
+        "auto (the cluster started on this machine with `ray start --head`). Not ray://: Ray Client cannot stream.",
     )
     import_dir: DirectoryPath | None = Field(
         None, description="A folder whose files may be named (not uploaded) when creating a session."

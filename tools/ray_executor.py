@@ -42,6 +42,7 @@ QUEUE_SHARE, GRACE_S = 1.0, 10.0
 CANCEL_WAIT_S = 10.0
 #: How long the cluster's address may take to accept a connection at start-up.
 CONNECT_S = 5.0
+_joined: str | None = None  # the cluster this process runs tools on
 MiB = 1024 * 1024
 
 
@@ -56,12 +57,16 @@ def _ray() -> Any:
 
 
 def connect(address: str) -> None:
-    """Join the cluster at ``address`` (``auto``, ``HOST:PORT`` or ``ray://HOST:10001``) as a driver, once
-    per process; :class:`ExecutorUnavailable` when there is none."""
+    """Join the cluster at ``address`` (``auto`` or the head's ``HOST:PORT``) as a driver, once per process;
+    :class:`ExecutorUnavailable` when there is none, or when this process joined another one already."""
+    global _joined
     ray = _ray()
     if ray.is_initialized():
+        if _joined != address:
+            raise ExecutorUnavailable(f"this process already runs tools on the Ray cluster at {_joined!r}, "
+                                      f"not {address!r}")  # fmt: skip
         return
-    _check_reachable(address)
+    check_address(address)
     try:
         ray.init(address=address, namespace="datacopilot", log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -69,21 +74,27 @@ def connect(address: str) -> None:
             f"COPILOT_EXECUTOR=ray: no Ray cluster could be joined at {address!r} ({exc}). Start one with "
             "`ray start --head`, or set COPILOT_RAY_ADDRESS (or RAY_ADDRESS) to its address."
         ) from None
+    _joined = address
 
 
-def _check_reachable(address: str) -> None:
-    """Fail at once when nothing listens at a ``HOST:PORT`` or ``ray://HOST:PORT`` address: Ray itself retries
+def check_address(address: str) -> None:
+    """Fail at once when ``address`` is no head's ``HOST:PORT``, or nothing listens there: Ray itself retries
     for minutes before it gives up. ``auto`` looks for a cluster started on this machine, which Ray finds
-    (or not) at once."""
+    (or not) at once. Ray Client (``ray://``) cannot carry a task's stream of progress, so it is refused."""
     if address == "auto":
         return
-    parsed = urlsplit(address if "://" in address else f"ray://{address}")
+    if address.startswith("ray://"):
+        raise ExecutorUnavailable(
+            f"COPILOT_RAY_ADDRESS={address!r} is a Ray Client address, which cannot stream a task's progress: give "
+            "the head's own address (HOST:6379) and run the server where it reaches the cluster's nodes"
+        )
+    parsed = urlsplit(f"//{address}")
     try:
         host, port = parsed.hostname, parsed.port
     except ValueError:
         host = port = None
-    if not host or not port:
-        raise ExecutorUnavailable(f"COPILOT_RAY_ADDRESS={address!r} is not HOST:PORT, ray://HOST:PORT or auto")
+    if not host or not port or parsed.path:
+        raise ExecutorUnavailable(f"COPILOT_RAY_ADDRESS={address!r} is not HOST:PORT (the Ray head's) or auto")
     try:
         socket.create_connection((host, port), timeout=CONNECT_S).close()
     except OSError as exc:

@@ -139,5 +139,5 @@ def test_the_ray_address_comes_from_its_setting_then_ray_address(monkeypatch: py
     assert load_settings().ray_cluster() == "auto"
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
     assert load_settings().ray_cluster() == "10.0.0.5:6379"
-    monkeypatch.setenv("COPILOT_RAY_ADDRESS", "ray://head:10001")
-    assert load_settings().ray_cluster() == "ray://head:10001"
+    monkeypatch.setenv("COPILOT_RAY_ADDRESS", "head:6379")
+    assert load_settings().ray_cluster() == "head:6379"
