@@ -39,7 +39,7 @@ median/mode imputation, one-hot, scaling; AUROC one-vs-rest weighted for 3 class
 the two) on the untouched test labels.
 
 What each step changed comes from the run's ``.pipeline.json``, replayed step by step on the
-training CSV (``copilot.pipeline``: row-level steps by their recorded row changes, column-level
+training CSV (``copilot.data.pipeline``: row-level steps by their recorded row changes, column-level
 steps by their fitted state, also on the test CSV): rows dropped, labels changed, cells set
 missing, cells filled, other cells changed, columns dropped and added, and the held-out AUROC
 after each step, so a step's AUROC change is the score after it less the score before it.
@@ -70,8 +70,8 @@ from quality import holdout_auroc, run_copilot
 from sklearn.model_selection import train_test_split
 
 import copilot
-from copilot.loading import load_table
-from copilot.pipeline import PipelineSpec, reapply_functions, replay_rows
+from copilot.data.loading import load_table
+from copilot.data.pipeline import PipelineSpec, reapply_functions, replay_rows
 from tools.registry import default_registry
 
 MEAN_TOLERANCE = 0.002  # the mean AUROC of copilot may be at most this much below no cleaning

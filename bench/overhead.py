@@ -3,7 +3,7 @@
     .venv/bin/python bench/overhead.py [--rows 10000 100000] [--repeat 3]
 
 Per table size (``speed.synthetic``: 20 columns, binary target ``y``, seed 0)
-and repeat, one ``copilot.cleaning.run_cleaning`` on an engine with a fresh
+and repeat, one ``copilot.session.cleaning.run_cleaning`` on an engine with a fresh
 data directory, every gate approved: what ``copilot clean --yes`` does (a
 session in the SQLite store, profile, plan, a sandboxed child per step,
 Parquet in and out, a content-addressed version per changed table, a fresh
@@ -45,13 +45,13 @@ import pandas as pd
 from speed import synthetic
 from threadpoolctl import threadpool_limits
 
-import copilot.engine
-import copilot.planning
-import copilot.step_runner
+import copilot.session.engine
+import copilot.session.planning
+import copilot.session.step_runner
 from agents.plan import Guidance
-from copilot.cleaning import run_cleaning
-from copilot.decisions import approve_all
-from copilot.engine import Engine
+from copilot.session.cleaning import run_cleaning
+from copilot.session.decisions import approve_all
+from copilot.session.engine import Engine
 from copilot.settings import Settings
 from tools.base import ToolContext
 from tools.registry import Registry, default_registry
@@ -163,10 +163,10 @@ def run_framework(csv: Path, registry: Registry, folder: Path) -> FrameworkRun:
     sandbox = PairedSandbox(engine.runner.sandbox.limits, folder / "sandbox", registry)
     engine.runner.sandbox = sandbox
     wrapped = [
-        (copilot.engine, "load_table", LOAD),
-        (copilot.planning, "profile_table", "first profile"),
-        (copilot.step_runner, "profile_table", "profile after each change"),
-        (copilot.step_runner, "row_changes", "row changes of train-only steps (with the input's read)"),
+        (copilot.session.engine, "load_table", LOAD),
+        (copilot.session.planning, "profile_table", "first profile"),
+        (copilot.session.step_runner, "profile_table", "profile after each change"),
+        (copilot.session.step_runner, "row_changes", "row changes of train-only steps (with the input's read)"),
         (engine.planner, "propose", "planning"),
         (engine.version_store, "add_file", "version write (hash, move, record)"),
         (engine.version_store, "add_table", "first version write"),

@@ -18,7 +18,7 @@ pipeline twice, driven only over HTTP and WebSocket:
 Both: the session's wall time, from sending the upload to receiving ``done``. The tool's own time varies most
 on a shared machine; what the framework does around it (the preview or run less the tool's time) is the
 steadier comparison. Then, in this process, the
-preview's own diff (``copilot.preview.summarise``) of each previewed step of A, on the two Parquet files of
+preview's own diff (``copilot.data.preview.summarise``) of each previewed step of A, on the two Parquet files of
 the server's data directory (the version it was made on and the table it left; row labels kept, as the
 server reads them), median of ``DIFF_REPEAT`` calls, as a share of that step's preview. Steps of A and B are
 paired by their plan key. With ``--repeat`` above 1 the runs alternate A, B, A, B and the figures pool them.
@@ -46,7 +46,7 @@ import pandas as pd
 from latency import FINAL_STATES, Received, approval_body, load, new_session, running_server, subscribed
 from speed import synthetic
 
-from copilot.preview import summarise
+from copilot.data.preview import summarise
 
 STEP_TIMEOUT = 900.0  # seconds between two events of one session; a 100k-row label_issues takes about 30
 DIFF_REPEAT = 3

@@ -7,7 +7,7 @@ The default cases are tables that an installed package ships (scikit-learn's bre
 and iris; palmerpenguins' ``load_penguins``, which has real missing cells and text categories).
 ``rare`` is a made one, for what random flips do to a rare class: 8,000 rows from
 ``make_classification`` with a 4% positive class (``rare_case`` says how). Per case and seed: a
-stratified 70/30 split; faults from ``copilot.faults.inject_faults`` in the TRAINING part only (10%
+stratified 70/30 split; faults from ``copilot.data.faults.inject_faults`` in the TRAINING part only (10%
 label flips, 3% unit slips ×1000, 10% missing cells, one numeric column stored as text with ``?``
 codes, 3% duplicate rows). Four methods each give a training table and a test table:
 
@@ -54,7 +54,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from copilot.faults import inject_faults
+from copilot.data.faults import inject_faults
 
 COPILOT = Path(sys.executable).with_name("copilot")
 CASES = ("breast_cancer", "wine", "iris", "penguins", "rare")

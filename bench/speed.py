@@ -62,7 +62,7 @@ def measure(kind: str, csv: Path) -> None:
     else:
         from threadpoolctl import threadpool_limits
 
-        from copilot.loading import load_table
+        from copilot.data.loading import load_table
         from tools.feature_types import profile_table
 
         with threadpool_limits(1):

@@ -35,7 +35,7 @@ from unittest import mock
 import pandas as pd
 from speed import synthetic
 
-from copilot.versions import VersionStore
+from copilot.storage.versions import VersionStore
 
 HEADER = "| rows | Parquet (MiB) | entry | no fsync (s) | fsync (s) | ratio | cost (ms) | range no fsync / fsync (s) |"
 

@@ -34,7 +34,7 @@ from copilot.api.routes import (
     webhooks,
     ws,
 )
-from copilot.engine import Engine
+from copilot.session.engine import Engine
 from copilot.settings import Settings
 
 STALE_SECONDS = 24 * 3600

@@ -16,7 +16,7 @@ from fastapi import Depends, HTTPException, Request, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
-from copilot.engine import Engine
+from copilot.session.engine import Engine
 from copilot.settings import Settings
 
 LOCAL_OWNER = "local"

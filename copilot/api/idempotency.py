@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from copilot.api.deps import EngineDep, OwnerDep
 from copilot.errors import Conflict
-from copilot.store import IdempotencyRow, Store, now
+from copilot.storage.store import IdempotencyRow, Store, now
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"

@@ -1,6 +1,6 @@
 """Request bodies of the API, and the client frames of the WebSocket (the same actions).
 
-Responses are the engine's read models (``copilot.views``) and the few models declared here.
+Responses are the engine's read models (``copilot.session.views``) and the few models declared here.
 Unknown keys are refused, so a misspelt ``params`` cannot silently approve the proposed parameters.
 """
 
@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agents.llm import Share
 from copilot.api.paging import Page
-from copilot.views import EventView, MessageView, Policy, SessionView, VersionView
+from copilot.session.views import EventView, MessageView, Policy, SessionView, VersionView
 from copilot.webhooks.views import DeliveryView, WebhookEvent, WebhookView
 
 

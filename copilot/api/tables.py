@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from copilot.export import guard_formulas
+from copilot.data.export import guard_formulas
 
 BATCH_ROWS = 50_000
 

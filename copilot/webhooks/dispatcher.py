@@ -28,7 +28,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from copilot.settings import Settings
-from copilot.store import DeliveryRow, Store, WebhookRow, now
+from copilot.storage.store import DeliveryRow, Store, WebhookRow, now
 from copilot.webhooks.signing import signature_header
 from copilot.webhooks.urls import allowed
 

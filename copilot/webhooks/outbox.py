@@ -11,7 +11,7 @@ from sqlalchemy import event, or_, select
 from sqlalchemy.orm import Session
 
 from copilot.settings import Settings
-from copilot.store import DeliveryRow, EventRow, SessionRow, Store, WebhookRow
+from copilot.storage.store import DeliveryRow, EventRow, SessionRow, Store, WebhookRow
 from copilot.webhooks.dispatcher import Dispatcher
 from copilot.webhooks.views import WebhookEvent
 

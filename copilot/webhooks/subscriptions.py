@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from copilot.errors import NotFound, UrlNotAllowed
-from copilot.store import DeliveryRow, SessionRow, WebhookRow
+from copilot.storage.store import DeliveryRow, SessionRow, WebhookRow
 from copilot.webhooks.urls import Target, parse_url
 from copilot.webhooks.views import CreatedWebhook, DeliveryView, WebhookEvent, WebhookView
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from copilot.heartbeat import HEARTBEAT_S, STALE_S
+from copilot.session.heartbeat import HEARTBEAT_S, STALE_S
 from tests.api.conftest import Server
 from tests.api.test_restart import clean_table
 

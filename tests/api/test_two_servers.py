@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from copilot.heartbeat import HEARTBEAT_S, STALE_S
+from copilot.session.heartbeat import HEARTBEAT_S, STALE_S
 from tests.api.conftest import (
     Event,
     Server,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from copilot.engine import Engine
+from copilot.session.engine import Engine
 from copilot.settings import Settings
 
 

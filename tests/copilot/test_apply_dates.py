@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from copilot.pipeline import PipelineSpec, PipelineStep, Source, apply_pipeline
-from copilot.script import render_script
+from copilot.data.pipeline import PipelineSpec, PipelineStep, Source, apply_pipeline
+from copilot.data.script import render_script
 from tools.base import Tool, ToolContext
 from tools.coerce_types import CoerceTypes
 from tools.date_features import DateFeatures

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from copilot.pipeline import PipelineSpec, PipelineStep, Source
-from copilot.script import render_script
+from copilot.data.pipeline import PipelineSpec, PipelineStep, Source
+from copilot.data.script import render_script
 from tests.copilot.test_clean_e2e import copilot
 from tools.base import ToolContext
 from tools.harmonise import HarmoniseCategories

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_iris, load_wine
 
-from copilot.faults import inject_faults
-from copilot.jobs import clean_file
+from copilot.cli.jobs import clean_file
+from copilot.data.faults import inject_faults
 from copilot.settings import Settings
 
 

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from copilot.demo import TARGET, demo_data, holdout_auc
-from copilot.faults import FaultLog
+from copilot.data.demo_data import TARGET, demo_data, holdout_auc
+from copilot.data.faults import FaultLog
 
 COPILOT = [sys.executable, "-m", "copilot.cli"]
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from copilot.engine import Engine
 from copilot.errors import Conflict, InvalidParams, NotFound, Stale, StorageError, TableError
+from copilot.session.engine import Engine
+from copilot.session.views import SessionView
 from copilot.settings import Settings
-from copilot.store import ApprovalRow, SessionRow, StepRow
-from copilot.views import SessionView
+from copilot.storage.store import ApprovalRow, SessionRow, StepRow
 from tests.conftest import messy_table
 
 pytestmark = pytest.mark.both_stores

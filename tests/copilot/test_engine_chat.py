@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from copilot.conversation import CHAT_HELP
-from copilot.engine import Engine
-from copilot.views import SessionView
+from copilot.session.conversation import CHAT_HELP
+from copilot.session.engine import Engine
+from copilot.session.views import SessionView
 from tests.conftest import messy_table
 
 OWNER = "alice"

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from copilot.engine import Engine
-from copilot.session_views import score_note, scores
-from copilot.store import StepRow
-from copilot.views import SessionView, VersionView
+from copilot.session.engine import Engine
+from copilot.session.row_views import score_note, scores
+from copilot.session.views import SessionView, VersionView
+from copilot.storage.store import StepRow
 from tests.conftest import messy_table
 from tests.copilot.test_clean_e2e import copilot
 

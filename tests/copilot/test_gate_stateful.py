@@ -36,11 +36,11 @@ from sqlalchemy import select
 from agents.guard import violations
 from agents.plan import Guidance
 from agents.worker import ToolCall, ToolCallError, validate_call
-from copilot.engine import Engine
 from copilot.errors import Conflict, InvalidParams, NotFound, RuleViolation, Stale
+from copilot.session.engine import Engine
+from copilot.session.views import PendingStep, SessionView
 from copilot.settings import Settings
-from copilot.store import ApprovalRow, PreviewRow, SessionRow, StepRow, VersionRow
-from copilot.views import PendingStep, SessionView
+from copilot.storage.store import ApprovalRow, PreviewRow, SessionRow, StepRow, VersionRow
 from tests.conftest import messy_table
 from tests.pg import Cluster
 

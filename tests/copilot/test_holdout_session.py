@@ -10,12 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from copilot.demo import TARGET, demo_data
-from copilot.engine import Engine
+from copilot.data.demo_data import TARGET, demo_data
+from copilot.session.engine import Engine
+from copilot.session.step_runner import holdout_scope
+from copilot.session.views import SessionView
 from copilot.settings import Settings
-from copilot.step_runner import holdout_scope
-from copilot.store import SessionRow, StepRow
-from copilot.views import SessionView
+from copilot.storage.store import SessionRow, StepRow
 from tools.holdout import scored_rows
 
 OWNER = "alice"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from copilot.data.loading import load_table
+from copilot.data.validation import check_table
 from copilot.errors import InputFileError, TableError
-from copilot.loading import load_table
-from copilot.validation import check_table
 
 ROWS = "id,age,city,outcome\n" + "".join(f"{i},{20 + i},Köln,{'yes' if i % 2 else 'no'}\n" for i in range(30))
 

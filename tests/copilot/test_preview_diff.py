@@ -12,7 +12,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copilot.preview import cells_page, dropped_page, evidence_by_row, histogram, summarise
+from copilot.data.preview import cells_page, dropped_page, evidence_by_row, histogram, summarise
 
 
 @st.composite
@@ -104,8 +104,8 @@ def test_values_no_json_client_reads_are_shown_as_text() -> None:
 
 
 def test_a_harmonise_preview_carries_its_mapping_for_the_person_to_edit() -> None:
-    from copilot.preview_text import preview_lines
-    from copilot.views import PreviewView
+    from copilot.cli.preview_text import preview_lines
+    from copilot.session.views import PreviewView
     from tools.base import ToolContext
     from tools.harmonise import HarmoniseCategories
 

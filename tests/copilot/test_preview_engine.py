@@ -17,12 +17,12 @@ import pytest
 from sqlalchemy import select
 
 from agents.plan import Guidance, RequestedStep
-from copilot.engine import Engine
 from copilot.errors import Conflict, Stale
-from copilot.factory import make_sandbox
+from copilot.session.engine import Engine
+from copilot.session.factory import make_sandbox
+from copilot.session.views import SessionView
 from copilot.settings import Settings
-from copilot.store import EventRow, PreviewRow, SessionRow, VersionRow
-from copilot.views import SessionView
+from copilot.storage.store import EventRow, PreviewRow, SessionRow, VersionRow
 from tests.copilot.preview_tools import EXTRA, TOOLS
 from tools.registry import default_registry
 

@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-import copilot.remote
+import copilot.cli.remote
 from agents.chat import interpret
 from agents.plan import Guidance
-from copilot.remote import Remote, RemoteError
-from copilot.remote_clean import goal_for
+from copilot.cli.remote import Remote, RemoteError
+from copilot.cli.remote_clean import goal_for
 
 Handler = Callable[[httpx.Request], httpx.Response]
 SESSION = {"id": "s1", "state": "planning", "target": "outcome", "task": "classification", "goal": "",
@@ -45,7 +45,7 @@ def remote_with(script: Script, token: str | None = None) -> Remote:
 
 @pytest.fixture(autouse=True)
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(copilot.remote, "BACKOFF_S", 0.0)
+    monkeypatch.setattr(copilot.cli.remote, "BACKOFF_S", 0.0)
 
 
 def test_a_create_is_retried_with_the_same_key(tmp_path: Path) -> None:
@@ -80,10 +80,10 @@ def test_only_reads_are_retried_without_a_key() -> None:
 
 
 def test_a_server_that_stays_away_is_said_after_the_retries() -> None:
-    script = Script(*[httpx.ConnectError] * (copilot.remote.RETRIES + 1))
+    script = Script(*[httpx.ConnectError] * (copilot.cli.remote.RETRIES + 1))
     with pytest.raises(RemoteError, match="cannot reach"):
         remote_with(script).session("s1")
-    assert len(script.requests) == copilot.remote.RETRIES + 1
+    assert len(script.requests) == copilot.cli.remote.RETRIES + 1
 
 
 @pytest.mark.parametrize(

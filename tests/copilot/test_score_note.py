@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from copilot.session_views import rows_dropped, score_note, scores
-from copilot.store import StepRow
-from copilot.views import VersionView
+from copilot.session.row_views import rows_dropped, score_note, scores
+from copilot.session.views import VersionView
+from copilot.storage.store import StepRow
 
 
 def version(vid: str, parent: str | None, tool: str | None, rows: int, current: bool = False) -> VersionView:

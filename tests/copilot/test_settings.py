@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from copilot.api.schemas import SessionOptions
+from copilot.session.views import SessionView
 from copilot.settings import Policy, Settings, SettingsError, load_settings
-from copilot.views import SessionView
 
 
 @pytest.fixture(autouse=True)

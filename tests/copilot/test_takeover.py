@@ -18,13 +18,13 @@ import pytest
 from agents.llm import Usage
 from agents.pair import Proposal, RuleBasedPair
 from agents.rule_based import PlanningState
-from copilot import heartbeat
-from copilot.engine import Engine
-from copilot.heartbeat import Watch
+from copilot.session import heartbeat
+from copilot.session.engine import Engine
+from copilot.session.heartbeat import Watch
+from copilot.session.step_runner import StepCall
+from copilot.session.views import SessionView
 from copilot.settings import Settings
-from copilot.step_runner import StepCall
-from copilot.store import SessionRow, StepRow
-from copilot.views import SessionView
+from copilot.storage.store import SessionRow, StepRow
 from tests.conftest import messy_table
 from tools.registry import Registry
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from copilot.versions import TEMPORARY, VersionStore
+from copilot.storage.versions import TEMPORARY, VersionStore
 
 
 def test_versions_record_lineage_and_never_overwrite(tmp_path: Path) -> None:

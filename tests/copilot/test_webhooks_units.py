@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from copilot.settings import Settings, SettingsError, load_settings
-from copilot.store import DeliveryRow, EventRow, SessionRow, Store, WebhookRow, now
+from copilot.storage.store import DeliveryRow, EventRow, SessionRow, Store, WebhookRow, now
 from copilot.webhooks import verify_signature
 from copilot.webhooks.dispatcher import BACKOFF_CAP_S, Dispatcher, backoff, verdict
 from copilot.webhooks.outbox import Outbox, hook_event

@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from copilot import cli
+from copilot.cli import app as cli
 from copilot.settings import get_settings
-from copilot.versions import TEMPORARY
+from copilot.storage.versions import TEMPORARY
 from tests.api.conftest import Server, running_server
 
 TOKEN, OTHER_TOKEN = "hostile-suite-token-a", "hostile-suite-token-b"
@@ -63,7 +63,7 @@ CliRunner = Callable[..., CliRun]
 
 @pytest.fixture
 def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> CliRunner:
-    """``copilot ARGS...`` through ``copilot.cli.main`` with its data directory in ``tmp_path/data``."""
+    """``copilot ARGS...`` through ``copilot.cli.app.main`` with its data directory in ``tmp_path/data``."""
 
     def run(*args: str) -> CliRun:
         monkeypatch.setenv("COPILOT_DATA_DIR", str(tmp_path / "data"))

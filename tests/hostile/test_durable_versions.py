@@ -23,8 +23,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from copilot.store import SessionRow, Store, VersionRow
-from copilot.versions import TEMPORARY, DamagedBlob, VersionStore
+from copilot.storage.store import SessionRow, Store, VersionRow
+from copilot.storage.versions import TEMPORARY, DamagedBlob, VersionStore
 from tests.hostile.conftest import assert_versions_intact, files_under
 
 SESSION = "s" * 32

@@ -18,7 +18,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from copilot.versions import VersionStore
+from copilot.storage.versions import VersionStore
 from tests.api.conftest import Server, get_session, messy_csv, new_session, running_server, wait_for
 from tests.conftest import messy_table
 from tests.hostile.conftest import assert_versions_intact, files_under
@@ -50,7 +50,7 @@ def test_a_full_disk_while_recording_leaves_no_partial_record(tmp_path: Path, mo
     def no_space(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("copilot.versions.json.dump", no_space)
+    monkeypatch.setattr("copilot.storage.versions.json.dump", no_space)
     with pytest.raises(OSError, match="No space left"):
         store.add_table(messy_table(20))
     assert files_under(store.records) == []

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from copilot.engine import Engine
+from copilot.session.engine import Engine
+from copilot.session.views import SessionView
 from copilot.settings import Settings
-from copilot.views import SessionView
 from tests.llm.fake_openai import FakeOpenAI, Script
 
 OWNER = "alice"

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from copilot.engine import Engine
 from copilot.errors import Stale
-from copilot.views import EventView, SessionView
+from copilot.session.engine import Engine
+from copilot.session.views import EventView, SessionView
 from tests.conftest import messy_table
 from tests.llm.conftest import OWNER, wait_for
 from tests.llm.fake_openai import Script

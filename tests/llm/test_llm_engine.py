@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from copilot.engine import Engine
-from copilot.views import SessionView
+from copilot.session.engine import Engine
+from copilot.session.views import SessionView
 from tests.conftest import messy_table
 from tests.llm.conftest import OWNER, llm_settings, wait_for
 from tests.llm.fake_openai import Script

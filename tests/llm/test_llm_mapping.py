@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from copilot.engine import Engine
+from copilot.session.engine import Engine
 from tests.llm.conftest import OWNER, wait_for
 from tests.llm.fake_openai import Script
 

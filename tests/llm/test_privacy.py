@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from copilot.engine import Engine
-from copilot.planning import sent_requests
+from copilot.session.engine import Engine
+from copilot.session.planning import sent_requests
 from tests.api.conftest import Server, csv_bytes, upload
 from tests.llm.conftest import OWNER, llm_settings, wait_for
 from tests.llm.fake_openai import FakeOpenAI, Script

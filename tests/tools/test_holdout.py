@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.plan import Guidance
-from copilot.step_runner import StepCall, StepRunner
+from copilot.session.step_runner import StepCall, StepRunner
 from tests.conftest import messy_table
 from tests.tools.sandbox_tools import HOSTILE
 from tools.holdout import changed_rows, held_out, rejoin, scored_rows, share_for

@@ -11,10 +11,10 @@ from starlette.concurrency import run_in_threadpool
 
 from copilot.api.deps import EngineDep, OwnerDep, SettingsDep
 from copilot.api.paging import Page, WindowDep
-from copilot.demo import TARGET, demo_data
-from copilot.engine import Engine
+from copilot.data.demo_data import TARGET, demo_data
 from copilot.errors import NotFound
-from copilot.views import SessionView
+from copilot.session.engine import Engine
+from copilot.session.views import SessionView
 
 router = APIRouter(prefix="/api/demos", tags=["demos"])
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from agents.llm import Purpose
 from copilot.api.deps import EngineDep, OwnerDep
 from copilot.api.paging import Page, WindowDep
-from copilot.planning import sent_requests
+from copilot.session.planning import sent_requests
 
 router = APIRouter(prefix="/api/sessions/{session_id}", tags=["llm"])
 

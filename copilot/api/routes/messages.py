@@ -9,7 +9,7 @@ from copilot.api.deps import EngineDep, OwnerDep
 from copilot.api.idempotency import OnceDep
 from copilot.api.paging import WindowDep
 from copilot.api.schemas import MessageRequest, MessagesPage
-from copilot.views import MessageView
+from copilot.session.views import MessageView
 
 router = APIRouter(prefix="/api/sessions/{session_id}/messages", tags=["messages"])
 

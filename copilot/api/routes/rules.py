@@ -8,7 +8,7 @@ from copilot.api.contract import CONFLICT
 from copilot.api.deps import EngineDep, OwnerDep
 from copilot.api.idempotency import OnceDep
 from copilot.api.schemas import AcceptRulesRequest
-from copilot.views import SessionView
+from copilot.session.views import SessionView
 
 router = APIRouter(prefix="/api/sessions/{session_id}/rules", tags=["rules"])
 

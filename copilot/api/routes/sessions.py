@@ -13,7 +13,7 @@ from copilot.api.idempotency import OnceDep, file_digest
 from copilot.api.paging import MAX_POSITION, Window, WindowDep
 from copilot.api.schemas import CreateFromPath, EventsPage, SessionOptions, SessionsPage
 from copilot.api.uploads import FILE_FIELD, copy_import, receive_upload, resolve_import
-from copilot.views import Policy, ProfileView, SessionView
+from copilot.session.views import Policy, ProfileView, SessionView
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 

@@ -10,7 +10,7 @@ from copilot.api.contract import CONFLICT
 from copilot.api.deps import EngineDep, OwnerDep
 from copilot.api.idempotency import OnceDep
 from copilot.api.schemas import ApproveRequest, PreviewRequest, RejectRequest
-from copilot.views import CellsPage, DroppedPage, SessionView
+from copilot.session.views import CellsPage, DroppedPage, SessionView
 
 router = APIRouter(prefix="/api/sessions/{session_id}", tags=["steps"])
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="How many entries to skip.")]

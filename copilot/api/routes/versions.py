@@ -15,8 +15,8 @@ from copilot.api.deps import EngineDep, OwnerDep, SettingsDep
 from copilot.api.paging import WindowDep
 from copilot.api.schemas import VersionsPage
 from copilot.api.tables import csv_chunks, parquet_without_index
-from copilot.pipeline import PipelineSpec
-from copilot.views import ReportView
+from copilot.data.pipeline import PipelineSpec
+from copilot.session.views import ReportView
 
 router = APIRouter(prefix="/api/sessions/{session_id}", tags=["downloads"])
 

@@ -12,7 +12,7 @@ from copilot.api.deps import EngineDep, OwnerDep
 from copilot.api.idempotency import OnceDep
 from copilot.api.paging import WindowDep
 from copilot.api.schemas import DeliveriesPage, WebhookRequest, WebhooksPage
-from copilot.engine import Engine
+from copilot.session.engine import Engine
 from copilot.webhooks import subscriptions
 from copilot.webhooks.views import CreatedWebhook, DeliveryView, WebhookView
 

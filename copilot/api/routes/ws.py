@@ -3,7 +3,7 @@
 Server → client: every event ``{seq, type, at, data}`` once, in ``seq`` order: first those persisted
 after ``?after=``, then live ones. The bus is subscribed to *before* the store is read, so nothing
 published in between is lost. Only the next ``seq`` is ever sent: an event that arrives after a gap, or
-word that another server on the same store wrote events (``copilot.fanout``), makes the channel read
+word that another server on the same store wrote events (``copilot.session.fanout``), makes the channel read
 what is missing from the store. Streamed ``token`` frames are live only, and only this server's.
 Client → server: JSON actions
 (``approve``, ``preview``, ``reject``, ``message``, ``accept_rules``, ``undo``, ``stop``; approve and reject
@@ -32,10 +32,10 @@ from copilot.api import schemas
 from copilot.api.deps import EngineDep, websocket_owner
 from copilot.api.errors import INTERNAL_ERROR, error_data, status_for, validation_data
 from copilot.api.limits import MessageRate
-from copilot.engine import Engine
 from copilot.errors import CopilotError, NotFound
-from copilot.events import UNKNOWN, Subscription
-from copilot.views import EventView
+from copilot.session.engine import Engine
+from copilot.session.events import UNKNOWN, Subscription
+from copilot.session.views import EventView
 
 router = APIRouter(tags=["websocket"])
 log = logging.getLogger(__name__)

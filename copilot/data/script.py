@@ -1,7 +1,7 @@
 """Renders a pipeline spec as a standalone ``pipeline.py`` (pandas, numpy, scikit-learn only).
 
 The script holds the spec as a Python literal and the verbatim source of each
-tool's ``reapply`` function and of :func:`copilot.pipeline.run_steps`, so it
+tool's ``reapply`` function and of :func:`copilot.data.pipeline.run_steps`, so it
 behaves exactly like ``copilot apply`` without importing this project.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import pprint
 
-from copilot.pipeline import PipelineSpec, reapply_functions, replay_rows, run_steps
+from copilot.data.pipeline import PipelineSpec, reapply_functions, replay_rows, run_steps
 from tools.registry import Registry
 
 _HEADER = '''#!/usr/bin/env python3

@@ -20,7 +20,6 @@ from typing import Any
 import pandas as pd
 
 from copilot.errors import CopilotError
-from copilot.views import SessionView
 
 OUTPUT_SUFFIXES = (".csv", ".tsv", ".parquet", ".xlsx", ".jsonl")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -101,15 +100,3 @@ class CleanPaths:
     @classmethod
     def for_output(cls, output: Path, report: Path | None) -> CleanPaths:
         return cls(output, pipeline_path_for(output), output.with_suffix(".pipeline.py"), report)
-
-
-def file_report(report: dict[str, Any], session: SessionView, agents: str, missing_target: int) -> dict[str, Any]:
-    """The session's report with what it leaves out for a file-in, file-out run."""
-    versions = report["versions"]
-    current = next(v for v in versions if v["current"])
-    warnings = [f"{missing_target} row(s) still have no value for `{session.target}`: the output is not "
-                "ML-ready until they are dropped."] if missing_target else []  # fmt: skip
-    return report | {
-        "columns_before": versions[0]["n_columns"], "columns_after": current["n_columns"], "warnings": warnings,
-        "agents": agents, "llm_usage": session.llm_usage, "guidance": session.guidance,
-    }  # fmt: skip

@@ -1,7 +1,7 @@
 """A client of one ``copilot serve``, through the public HTTP and WebSocket API other services use.
 
 Behind ``copilot clean --server URL``. Answers are parsed with the shared read models of
-:mod:`copilot.views`; nothing else of the server is imported.
+:mod:`copilot.session.views`; nothing else of the server is imported.
 
 Retries: creating a session and approving a step carry an ``Idempotency-Key`` (a fresh one per
 logical request) and are sent again with the same key after a connection error or a time-out, so
@@ -27,7 +27,7 @@ import httpx
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
-from copilot.views import EventView, SessionView, VersionView
+from copilot.session.views import EventView, SessionView, VersionView
 
 RETRIES = 3  # after the first try: 0.25 + 0.5 + 1 s of waiting in all
 BACKOFF_S = 0.25

@@ -18,16 +18,16 @@ from rich.table import Table
 from agents.llm import Usage
 from agents.plan import Guidance, PlanStep, RequestedStep
 from agents.worker import ToolCallError, validate_call
-from copilot.decisions import Decision, approve_all
+from copilot.cli.jobs import apply_file, clean_file, first_plan
+from copilot.cli.preview_text import preview_lines
+from copilot.cli.remote import Remote, RemoteError
+from copilot.cli.remote_clean import clean_remote, refuse_unsendable
+from copilot.cli.remote_clean import first_plan as first_remote_plan
+from copilot.data.export import CleanPaths
 from copilot.errors import CopilotError
-from copilot.export import CleanPaths
-from copilot.jobs import apply_file, clean_file, first_plan
-from copilot.preview_text import preview_lines
-from copilot.remote import Remote, RemoteError
-from copilot.remote_clean import clean_remote, refuse_unsendable
-from copilot.remote_clean import first_plan as first_remote_plan
+from copilot.session.decisions import Decision, approve_all
+from copilot.session.views import EventView, PendingStep
 from copilot.settings import Settings, get_settings
-from copilot.views import EventView, PendingStep
 from tools.registry import default_registry
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="A human-guided, data-centric co-pilot.")
@@ -315,7 +315,7 @@ def _executor_line(settings: Settings) -> str:
     if settings.executor == "local":
         return (f"local: sandboxed children of this server, {settings.max_running_steps} at once on "
                 f"{os.cpu_count() or 1} CPUs")  # fmt: skip
-    from copilot.factory import make_sandbox
+    from copilot.session.factory import make_sandbox
 
     try:
         cluster = make_sandbox(settings).describe()
@@ -329,7 +329,7 @@ def _store_line(settings: Settings) -> str:
     """The store (its password hidden), whether it answers, and whether several servers may share it."""
     from sqlalchemy.engine import make_url
 
-    from copilot.store import Store
+    from copilot.storage.store import Store
 
     url = make_url(settings.store_url())
     shown = escape(url.render_as_string(hide_password=True))
@@ -389,10 +389,6 @@ def demo(
     output: Annotated[Path | None, typer.Option(help="Folder for the demo's files.")] = None,
 ) -> None:
     """Clean scikit-learn's breast-cancer table after injecting known faults, and show the effect."""
-    from copilot.demo import run_demo
+    from copilot.cli.demo import run_demo
 
     run_demo(output, get_settings(), console, EventPrinter())
-
-
-if __name__ == "__main__":
-    main()

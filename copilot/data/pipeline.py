@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field, ValidationError
 
+from copilot.data.loading import SourceFormat
 from copilot.errors import PipelineError
-from copilot.loading import SourceFormat
 from tools.base import ReapplyFn
 from tools.registry import Registry
 

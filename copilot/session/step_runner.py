@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 
 from agents.guard import output_violations
 from agents.plan import FINAL_SCORE, HELD_OUT_SUFFIX, Guidance
-from copilot.pipeline import row_changes
-from copilot.preview import summarise
-from copilot.store import SessionRow, StepRow, VersionRow, now
-from copilot.versions import Version, VersionStore
+from copilot.data.pipeline import row_changes
+from copilot.data.preview import summarise
+from copilot.storage.store import SessionRow, StepRow, VersionRow, now
+from copilot.storage.versions import Version, VersionStore
 from tools.executor import Executor
 from tools.feature_types import profile_table
 from tools.holdout import changed_rows, scored_rows
@@ -39,7 +39,7 @@ class StepCall:
     mutates: bool
     guidance: Guidance  # the rules in force when the step started: its output must honour them
     sees_held_out: bool = False  # the tool may repair cells of the held-out rows (``Tool.sees_held_out``)
-    preview: bool = False  # a preview at the gate: also tell what the table would change (``copilot.preview``)
+    preview: bool = False  # a preview at the gate: also tell what the table would change (``copilot.data.preview``)
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class StepOutput:
     version: Version | None
     profile: dict[str, Any] | None
     changes: dict[str, Any] | None
-    content: dict[str, Any] | None = None  # for a preview: what the person is shown (``copilot.preview``)
+    content: dict[str, Any] | None = None  # for a preview: what the person is shown (``copilot.data.preview``)
 
 
 def holdout_scope(db: Session, session: SessionRow, key: str) -> str:

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from agents.plan import Guidance
-from copilot.decisions import Approver, EventSink
-from copilot.engine import FINAL_STATES, Engine
+from copilot.data.pipeline import PipelineSpec
 from copilot.errors import InvalidParams
-from copilot.pipeline import PipelineSpec
-from copilot.views import PendingStep, Policy, SessionView
+from copilot.session.decisions import Approver, EventSink
+from copilot.session.engine import FINAL_STATES, Engine
+from copilot.session.views import PendingStep, Policy, SessionView
 
 OWNER = "cli"
 POLL_S = 0.05

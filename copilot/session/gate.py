@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from agents.guard import violations
 from agents.plan import REVERT, Guidance
 from agents.worker import ToolCall, ToolCallError, validate_call
-from copilot import session_views as views
 from copilot.errors import InvalidParams, NotFound, RuleViolation, Stale
-from copilot.store import ApprovalRow, SessionRow, StepRow, VersionRow
+from copilot.session import row_views as views
+from copilot.storage.store import ApprovalRow, SessionRow, StepRow, VersionRow
 from tools.registry import Registry
 
 

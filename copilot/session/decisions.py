@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from copilot.views import EventView, PendingStep
+from copilot.session.views import EventView, PendingStep
 
 
 @dataclass(frozen=True)

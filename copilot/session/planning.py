@@ -19,8 +19,8 @@ from agents.plan import Guidance, Observation
 from agents.rule_based import PlanningState
 from agents.summary import summarize
 from copilot.errors import InvalidParams, NotFound
-from copilot.store import LLMRequestRow, MessageRow, SessionRow, StepRow, VersionRow
-from copilot.versions import Version, VersionStore
+from copilot.storage.store import LLMRequestRow, MessageRow, SessionRow, StepRow, VersionRow
+from copilot.storage.versions import Version, VersionStore
 from tools.feature_types import profile_table
 from tools.registry import Registry
 

@@ -4,7 +4,7 @@ Events are persisted by the engine first (with their per-session sequence
 number); the bus only wakes up connected clients. A client that was not
 connected reads what it missed from the store (``Engine.events_after``).
 An event written by another server on the same store arrives as a bare
-sequence number (``copilot.fanout``): the client reads the event itself
+sequence number (``copilot.session.fanout``): the client reads the event itself
 from the store.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from copilot.views import EventView
+from copilot.session.views import EventView
 
 #: What a subscription yields: an event this process wrote, or the last sequence number another server wrote
 #: (``UNKNOWN``: events may have been written meanwhile; read the store to find out).

@@ -5,7 +5,7 @@ A notification carries only the session and its last new sequence number; the su
 themselves from the store (``copilot.api.routes.ws``), so a notification lost or merged costs nothing but
 latency. PostgreSQL delivers a transaction's notifications once it commits, in commit order, and never for
 one rolled back. After a lost connection every subscriber is woken, so it reads what it missed.
-A SQLite store is one process's: there the in-process bus (``copilot.events``) is all there is.
+A SQLite store is one process's: there the in-process bus (``copilot.session.events``) is all there is.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from copilot.events import EventBus
-from copilot.store import Store
-from copilot.views import EventView
+from copilot.session.events import EventBus
+from copilot.session.views import EventView
+from copilot.storage.store import Store
 
 log = logging.getLogger(__name__)
 CHANNEL = "copilot_events"

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
-from copilot.store import SessionRow, StepRow, Store, now
+from copilot.storage.store import SessionRow, StepRow, Store, now
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 2.0

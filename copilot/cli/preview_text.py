@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from copilot.views import PreviewView
+from copilot.session.views import PreviewView
 
 SHOWN = 5  # rows, cells and columns named before "…"
 

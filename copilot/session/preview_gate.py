@@ -7,7 +7,7 @@
                     │  └─────────────────┘ reject, undo, new rules, stop: the preview is discarded
                     └─► failed (the tool's own error, shown before anything is asked)
 
-The preview's table is stored like any version's (``copilot.versions``), but is no version of the session:
+The preview's table is stored like any version's (``copilot.storage.versions``), but is no version of the session:
 the lineage moves only when the person approves the proposal it was shown with, and then to exactly that
 table, named by the preview's id or content hash. A preview made on a version that is no longer current,
 or whose table can no longer be read, is refused and never committed.
@@ -23,20 +23,21 @@ import pandas as pd
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from copilot import gate
-from copilot import preview as changes
-from copilot import session_views as views
+from copilot.data import preview as changes
 from copilot.errors import Conflict, NotFound, StorageError
-from copilot.step_runner import Made, StepOutput, commit, fail
-from copilot.store import PreviewRow, SessionRow, StepRow, Store, VersionRow, now
-from copilot.versions import VersionStore
-from copilot.views import CellsPage, DroppedPage, SessionView
+from copilot.session import gate
+from copilot.session import row_views as views
+from copilot.session.step_runner import Made, StepOutput, commit, fail
+from copilot.session.views import CellsPage, DroppedPage, SessionView
+from copilot.storage.store import PreviewRow, SessionRow, StepRow, Store, VersionRow, now
+from copilot.storage.versions import VersionStore
 from tools.registry import Registry
 from tools.sandbox import SandboxOutcome
 
 
 class PreviewGate:
-    """The preview side of :class:`copilot.engine.Engine` (which supplies the attributes and helpers named here)."""
+    """The preview side of :class:`copilot.session.engine.Engine`, which supplies the attributes and helpers
+    named here."""
 
     store: Store
     registry: Registry

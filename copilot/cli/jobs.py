@@ -9,16 +9,17 @@ import pandas as pd
 
 from agents.plan import Guidance, PlanStep
 from agents.rule_based import PlanningState, RuleBasedCoordinator
-from copilot.cleaning import CleaningOutcome, run_cleaning
-from copilot.decisions import Approver, EventSink, approve_all
-from copilot.engine import Engine
-from copilot.export import CleanPaths, check_output_path, file_report, write_json, write_table
-from copilot.loading import load_table
-from copilot.pipeline import PipelineSpec, apply_pipeline
-from copilot.planning import resolve_id_columns
-from copilot.script import render_script
+from copilot.cli.file_report import file_report
+from copilot.data.export import CleanPaths, check_output_path, write_json, write_table
+from copilot.data.loading import load_table
+from copilot.data.pipeline import PipelineSpec, apply_pipeline
+from copilot.data.script import render_script
+from copilot.data.validation import check_guidance, check_table
+from copilot.session.cleaning import CleaningOutcome, run_cleaning
+from copilot.session.decisions import Approver, EventSink, approve_all
+from copilot.session.engine import Engine
+from copilot.session.planning import resolve_id_columns
 from copilot.settings import Settings
-from copilot.validation import check_guidance, check_table
 from tools.feature_types import profile_table
 from tools.registry import Registry, default_registry
 

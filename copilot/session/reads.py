@@ -10,18 +10,18 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from copilot import session_views as views
+from copilot.data.pipeline import PipelineSpec
+from copilot.data.script import render_script
 from copilot.errors import NotFound
-from copilot.pipeline import PipelineSpec
-from copilot.script import render_script
-from copilot.store import EventRow, MessageRow, SessionRow, Store, VersionRow
-from copilot.versions import VersionStore
-from copilot.views import EventView, MessageView, ProfileView, ReportView, SessionView, VersionView
+from copilot.session import row_views as views
+from copilot.session.views import EventView, MessageView, ProfileView, ReportView, SessionView, VersionView
+from copilot.storage.store import EventRow, MessageRow, SessionRow, Store, VersionRow
+from copilot.storage.versions import VersionStore
 from tools.registry import Registry
 
 
 class SessionReads:
-    """The read side of :class:`copilot.engine.Engine`."""
+    """The read side of :class:`copilot.session.engine.Engine`."""
 
     store: Store
     registry: Registry

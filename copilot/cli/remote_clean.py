@@ -1,4 +1,4 @@
-"""``copilot clean --server``: the run of :func:`copilot.jobs.clean_file`, against a team's ``copilot serve``.
+"""``copilot clean --server``: the run of :func:`copilot.cli.jobs.clean_file`, against a team's ``copilot serve``.
 
 The table is uploaded and the session's events are followed and shown as a local run shows them. At
 each gate the approver (the terminal, or ``--yes``) answers, and the answer goes back as the API's gate
@@ -27,11 +27,12 @@ import httpx
 import pandas as pd
 
 from agents.plan import Guidance, PlanStep
-from copilot.decisions import Approver, Decision, EventSink
+from copilot.cli.file_report import file_report
+from copilot.cli.remote import Remote, RemoteError, detail
+from copilot.data.export import CleanPaths, check_output_path, neutralise_formula, write_json, write_table
 from copilot.errors import CopilotError
-from copilot.export import CleanPaths, check_output_path, file_report, neutralise_formula, write_json, write_table
-from copilot.remote import Remote, RemoteError, detail
-from copilot.views import PendingStep, SessionView
+from copilot.session.decisions import Approver, Decision, EventSink
+from copilot.session.views import PendingStep, SessionView
 
 POLICY = "mutating"  # as the local run: read-only diagnostics run unasked, every change waits for an answer
 FINAL_STATES = frozenset({"done", "stopped", "failed"})

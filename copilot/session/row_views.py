@@ -12,9 +12,8 @@ from sqlalchemy.orm import Session
 
 from agents.plan import HELD_OUT_SUFFIX, REVERT
 from agents.rules import RuleSuggestion
-from copilot.pipeline import PipelineSpec, PipelineStep, RowChanges, Source
-from copilot.store import EventRow, MessageRow, PreviewRow, SessionRow, StepRow, VersionRow
-from copilot.views import (
+from copilot.data.pipeline import PipelineSpec, PipelineStep, RowChanges, Source
+from copilot.session.views import (
     EventView,
     MessageView,
     PendingStep,
@@ -24,6 +23,7 @@ from copilot.views import (
     StepView,
     VersionView,
 )
+from copilot.storage.store import EventRow, MessageRow, PreviewRow, SessionRow, StepRow, VersionRow
 from tools.registry import Registry
 
 #: The form of a backtracking step: which step to undo; it is fixed by the plan, not edited.

@@ -2,7 +2,7 @@
 
 SQLite in the data directory by default, any SQLAlchemy URL through
 ``COPILOT_DATABASE_URL``. The schema is created and upgraded by the Alembic
-migrations in ``copilot/migrations`` when the engine starts.
+migrations in ``copilot/storage/migrations`` when the engine starts.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class SessionRow(Base):
     llm_share: Mapped[str | None] = mapped_column(String(16), default=None)  # what its LLM sees; None: aggregates
     #: Rules an LLM read from the chat, waiting for the person to accept them (``agents.rules.RuleSuggestion``).
     rule_suggestion: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
-    #: The engine advancing it while it is planned or run, and that engine's last sign of life (``copilot.heartbeat``).
+    #: The engine advancing it while it is planned or run, and its last sign of life (``copilot.session.heartbeat``).
     runner: Mapped[str | None] = mapped_column(String(128), default=None)
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     #: The share of rows held out to score on (``tools.holdout``), fixed when the session starts; None: none.
@@ -109,7 +109,7 @@ class StepRow(Base):
     version_after: Mapped[str | None] = mapped_column(String(32), default=None)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
-    #: The engine that runs it, and that engine's last sign of life while it runs (``copilot.heartbeat``).
+    #: The engine that runs it, and that engine's last sign of life while it runs (``copilot.session.heartbeat``).
     runner: Mapped[str | None] = mapped_column(String(128), default=None)
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     #: How many times its tool ran in the sandbox (previews included): an approved preview adds none.
@@ -118,7 +118,7 @@ class StepRow(Base):
 
 class PreviewRow(Base):
     """What a step at the gate would change, computed on ``base_version`` with ``params`` before anyone is
-    asked (``copilot.preview``). Its table is stored as ``version``/``blob`` but is no version of the session
+    asked (``copilot.data.preview``). Its table is stored as ``version``/``blob`` but is no version of the session
     until the person approves the ``proposal`` it was shown with; then exactly that version is committed."""
 
     __tablename__ = "previews"

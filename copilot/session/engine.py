@@ -6,13 +6,13 @@
                                │ reject / edit                                        stopped | failed
 
 A step at the gate carries a proposal id that is never reused; approve and reject must name it, and
-every call passes the guard of the person's rules before it runs (``copilot.gate``).
+every call passes the guard of the person's rules before it runs (``copilot.session.gate``).
 
 Every transition is committed to the store before its side effect starts: a
 step is marked ``running`` (with its approval on record) before the sandbox
 is asked to run it, so a restarted server never runs a step twice. A running
 step and a session being advanced carry their engine's id and heartbeat
-(``copilot.heartbeat``): a server takes over only those whose heartbeat
+(``copilot.session.heartbeat``): a server takes over only those whose heartbeat
 stopped (a crash), marking such steps failed and interrupted, and the
 coordinator may propose them again; sessions waiting at a gate stay there.
 """
@@ -38,25 +38,25 @@ from agents.llm import Share, Usage
 from agents.pair import AgentPair, Proposal
 from agents.plan import REVERT, Guidance
 from agents.worker import ToolCallError
-from copilot import gate
-from copilot import session_views as views
-from copilot.conversation import Conversation, usage_after
+from copilot.data.loading import load_table
+from copilot.data.validation import check_guidance, check_table
 from copilot.errors import Conflict, StorageError
-from copilot.events import EventBus
-from copilot.factory import isolation_warning, make_agents, make_sandbox, probed_isolation
-from copilot.fanout import Listener, notify
-from copilot.heartbeat import ACTIVE_STATES, FINAL_STATES, RUNNING_STEPS, Heartbeat, Watch, new_runner_id
-from copilot.loading import load_table
-from copilot.planning import Planner, check_share, keep_requests
-from copilot.preview_gate import PreviewGate
-from copilot.reads import SessionReads
-from copilot.recovery import Recovery
+from copilot.session import gate
+from copilot.session import row_views as views
+from copilot.session.conversation import Conversation, usage_after
+from copilot.session.events import EventBus
+from copilot.session.factory import isolation_warning, make_agents, make_sandbox, probed_isolation
+from copilot.session.fanout import Listener, notify
+from copilot.session.heartbeat import ACTIVE_STATES, FINAL_STATES, RUNNING_STEPS, Heartbeat, Watch, new_runner_id
+from copilot.session.planning import Planner, check_share, keep_requests
+from copilot.session.preview_gate import PreviewGate
+from copilot.session.reads import SessionReads
+from copilot.session.recovery import Recovery
+from copilot.session.step_runner import StepRunner
+from copilot.session.views import Policy, SessionView
 from copilot.settings import Settings
-from copilot.step_runner import StepRunner
-from copilot.store import EventRow, SessionRow, StepRow, Store, VersionRow, now
-from copilot.validation import check_guidance, check_table
-from copilot.versions import VersionStore
-from copilot.views import Policy, SessionView
+from copilot.storage.store import EventRow, SessionRow, StepRow, Store, VersionRow, now
+from copilot.storage.versions import VersionStore
 from copilot.webhooks.outbox import Outbox
 from tools.holdout import share_for
 from tools.registry import Registry, default_registry
@@ -168,7 +168,7 @@ class Engine(Conversation, SessionReads, PreviewGate, Recovery):
         preview: str | None = None,
     ) -> SessionView:  # fmt: skip
         """Approve the pending step, named by its ``proposal`` id (and, if given, its ``preview``'s id or
-        content hash). A data-changing step commits its preview, with no second run (``copilot.preview_gate``):
+        content hash). A data-changing step commits its preview, with no second run (``copilot.session.preview_gate``):
         parameters, if sent, must be those previewed. A read-only step runs, with its parameters or edited ones.
 
         The call must pass the tool's schema and the guard of the rules in force. A proposal that is no
@@ -485,7 +485,7 @@ class Engine(Conversation, SessionReads, PreviewGate, Recovery):
     def _write(self, session_id: str | None = None) -> Iterator[Session]:
         """A write transaction, on ``session_id``'s row lock (taken first, before anything it checks is read).
         Its events are published once it commits: to this process's subscribers, and on a shared store to every
-        server's (``copilot.fanout``); a subscriber sends each session's events in ``seq`` order whatever order
+        server's (``copilot.session.fanout``); a subscriber sends each session's events in ``seq`` order whatever order
         they arrive in."""
         with self._lock:
             self._local.events = []

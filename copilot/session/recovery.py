@@ -1,5 +1,5 @@
 """Taking over a dead runner's work, and cancelling runs that another server stopped: a part of
-:class:`copilot.engine.Engine`, run at start and at every heartbeat (``copilot.heartbeat``)."""
+:class:`copilot.session.engine.Engine`, run at start and at every heartbeat (``copilot.session.heartbeat``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from copilot.heartbeat import FINAL_STATES, Watch, abandoned, by_session, take_session, take_step
-from copilot.store import SessionRow, StepRow, Store
+from copilot.session.heartbeat import FINAL_STATES, Watch, abandoned, by_session, take_session, take_step
+from copilot.storage.store import SessionRow, StepRow, Store
 
 
 class Recovery:

@@ -6,7 +6,7 @@ the profile; with an LLM set up, what the rules cannot read goes to it. Rules an
 suggestion (:mod:`agents.rules`) that the person accepts by its id. Every change to the rules in force
 goes through :meth:`Conversation._set_rules`, and is an event.
 
-A part of :class:`copilot.engine.Engine`, which provides the write transaction, the events, the gate
+A part of :class:`copilot.session.engine.Engine`, which provides the write transaction, the events, the gate
 actions and the planning threads used here.
 """
 
@@ -22,12 +22,12 @@ from agents.llm import Usage
 from agents.pair import AgentPair
 from agents.plan import Guidance
 from agents.rules import RuleSuggestion, suggest
-from copilot import session_views as views
 from copilot.errors import Conflict, InvalidParams, Stale
-from copilot.events import EventBus
-from copilot.planning import Planner, keep_requests
-from copilot.store import MessageRow, SessionRow, Store, VersionRow, now
-from copilot.views import EventView, MessageView, SessionView
+from copilot.session import row_views as views
+from copilot.session.events import EventBus
+from copilot.session.planning import Planner, keep_requests
+from copilot.session.views import EventView, MessageView, SessionView
+from copilot.storage.store import MessageRow, SessionRow, Store, VersionRow, now
 
 CHAT_HELP = (
     'I did not understand that. You can say approve, skip, undo or stop; give rules such as "don\'t drop rows", '
