@@ -44,7 +44,7 @@ from tools.registry import BUILTIN_TOOLS
 
 PRELOAD = [
     "pandas", "pyarrow.parquet", "sklearn.ensemble", "sklearn.model_selection", "cleanlab.filter",
-    "tools.sandbox_child", *(spec.partition(":")[0] for spec in BUILTIN_TOOLS),
+    "tools.sandbox_child", "tools.registry", "tools.holdout", *(spec.partition(":")[0] for spec in BUILTIN_TOOLS),
 ]  # fmt: skip
 
 ProgressFn = Callable[[float, str], None]

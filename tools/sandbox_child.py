@@ -145,7 +145,7 @@ class _FilePolicy:
     def __init__(self, workdir: str, protected: tuple[str, ...]) -> None:
         self.workdir = os.path.realpath(workdir)
         own_proc = _own_proc_files()
-        python = [sys.prefix, sys.base_prefix, sys.exec_prefix, *(p for p in sys.path if p)]
+        python = _python_folders()
         self.readable = tuple({os.path.realpath(p) for p in [*python, *_SYSTEM_READABLE, *own_proc]})
         self.protected = tuple(os.path.realpath(p) for p in protected)
 
@@ -170,6 +170,12 @@ class _FilePolicy:
             return
         verb = "write" if writing else "read"
         raise SandboxViolation(f"the sandbox does not allow a tool to {verb} {real} (only its own working folder)")
+
+
+def _python_folders() -> list[str]:
+    """Python's installation, ``sys.path`` and the tool library's own folder, which an editable install
+    reaches through an import hook rather than ``sys.path``: a tool may import a module of it lazily."""
+    return [sys.prefix, sys.base_prefix, sys.exec_prefix, *(p for p in sys.path if p), os.path.dirname(__file__)]
 
 
 def _inside(path: str, folders: tuple[str, ...]) -> bool:
@@ -275,7 +281,7 @@ def _end_by(code: int) -> NoReturn:
 def kernel_policy(workdir: str, protected: tuple[str, ...]) -> landlock.Policy:
     """Read Python's installation and a few system files, write the working folder: nothing else, and
     nothing of a ``protected`` folder even where it lies inside a readable one."""
-    python = [sys.prefix, sys.base_prefix, sys.exec_prefix, *(p for p in sys.path if p)]
+    python = _python_folders()
     roots = {os.path.realpath(p) for p in [*python, *_SYSTEM_READABLE] if os.path.isdir(p)}
     files = {os.path.realpath(p) for p in [*_SYSTEM_READABLE, *_SYSTEM_FILES, *_own_proc_files()] if os.path.isfile(p)}
     guarded = tuple(os.path.realpath(p) for p in protected)
