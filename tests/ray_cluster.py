@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -51,12 +53,50 @@ def start_head(folder: str, port: int, cpus: int = CPUS) -> str:
 
 
 def stop_head(folder: str) -> None:
-    """Leave the cluster if this process joined it, stop every Ray process of this machine, remove ``folder``."""
+    """Leave the cluster if this process joined it, stop the processes of the cluster in ``folder`` (never
+    another Ray cluster of this machine, as ``ray stop`` would), remove ``folder``."""
     _leave()
-    ray = str(Path(sys.executable).with_name("ray"))
-    subprocess.run([ray, "stop", "--force"], env=os.environ, capture_output=True, timeout=120)
-    time.sleep(0.5)
+    pids = cluster_processes(folder)
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while any(running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def cluster_processes(folder: str) -> list[int]:
+    """The processes of the cluster whose files are in ``folder``: those that name it on their command line
+    (the head's servers) and every process they started (the workers, whose titles do not name it)."""
+    parents: dict[int, int] = {}
+    named: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat, cmdline = (entry / "stat").read_text(), (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        if folder.encode() in cmdline:
+            named.add(int(entry.name))
+    found, grown = set(named), True
+    while grown:
+        started = {pid for pid, parent in parents.items() if parent in found} - found
+        found, grown = found | started, bool(started)
+    return sorted(found - {os.getpid()})
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs: neither gone nor ended and waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +123,7 @@ def _leave() -> None:
             ray.shutdown()
 
 
-def ray_worker_alive(pid: int) -> bool:
+def ray_workerrunning(pid: int) -> bool:
     """Whether the process ``pid`` lives and is a Ray worker (its title starts with ``ray::``)."""
     try:
         title = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -95,6 +135,6 @@ def ray_worker_alive(pid: int) -> bool:
 def wait_gone(pid: int, seconds: float = 15.0) -> bool:
     """Whether the Ray worker ``pid`` has gone within ``seconds``."""
     deadline = time.monotonic() + seconds
-    while ray_worker_alive(pid) and time.monotonic() < deadline:
+    while ray_workerrunning(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    return not ray_worker_alive(pid)
+    return not ray_workerrunning(pid)
