@@ -17,14 +17,14 @@ import os
 import sys
 from multiprocessing.connection import Connection
 
-from tools import sandbox_child
+from tools import child_process, sandbox_child
 
 PRELOAD = ("pandas", "pyarrow.parquet", "joblib")
 
 
 def run(argument: str) -> None:
     workdir, limits, progress_fd, protected = json.loads(argument)
-    sandbox_child.die_with_parent()
+    child_process.die_with_parent()
     os.setsid()  # the caller stops this process's group; the child dies with this process
     for name in PRELOAD:
         importlib.import_module(name)
@@ -37,7 +37,7 @@ def run(argument: str) -> None:
         finally:
             os._exit(code)
     os.close(progress_fd)  # the child's end alone: the caller reads to the end of its progress
-    sandbox_child.exit_as(os.waitpid(pid, 0)[1])
+    child_process.exit_as(os.waitpid(pid, 0)[1])
 
 
 if __name__ == "__main__":

@@ -14,14 +14,11 @@ sees what Python code does and refuses it with a clear message.
 
 from __future__ import annotations
 
-import ctypes
 import io
 import json
 import math
 import os
 import resource
-import select
-import signal
 import sys
 import tempfile
 import traceback
@@ -29,16 +26,15 @@ import warnings
 from dataclasses import asdict, dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from threadpoolctl import ThreadpoolController
 
+from tools import child_process as process
 from tools import landlock
 
 INPUT, OUTPUT, CALL, RESULT = "input.parquet", "output.parquet", "call.json", "result.json"
 READY = "ready"  # the first message on the progress pipe: limits and layers in force, no tool code run yet
-_CLONE_NEWNET, _CLONE_NEWUSER, _CLONE_NEWPID = 0x40000000, 0x10000000, 0x20000000
-_PR_SET_PDEATHSIG = 1
 _BLOCKED_EVENTS = frozenset(
     {"socket.__new__", "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr", "socket.sethostname",
      "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "pty.spawn",
@@ -90,14 +86,14 @@ def main(workdir: str, limits: dict[str, Any], progress: Connection, protected: 
 
     ``protected`` folders (the data directory) are off limits even where Python's own files live. With
     ``limits["strict"]`` a child whose kernel layers are missing runs no tool."""
-    die_with_parent()
-    _close_inherited(progress.fileno())
+    process.die_with_parent()
+    process.close_inherited(progress.fileno())
     os.setsid()  # its own process group, so the parent can stop whatever it starts
     os.chdir(workdir)
     _scrub_environment(workdir, str(limits.get("threads", 1)))
-    namespaces = _unshare_namespaces()  # first: a user namespace needs a single thread
+    namespaces = process.unshare_namespaces()  # first: a user namespace needs a single thread
     if namespaces:
-        _become_init(int(limits["cpu_seconds"]))
+        process.become_init(int(limits["cpu_seconds"]))
     layers = confine(os.path.realpath(workdir), protected, namespaces)
     _apply_limits(limits)  # resizing the BLAS/OpenMP pools may start threads
     if limits.get("strict") and not layers.kernel():
@@ -107,28 +103,6 @@ def main(workdir: str, limits: dict[str, Any], progress: Connection, protected: 
         progress.send(READY)  # the wall clock of the call starts now (``tools.sandbox``)
         _write(RESULT, _run_call(Path(workdir), limits, progress))
     progress.close()
-
-
-def die_with_parent() -> None:
-    """SIGKILL when the process that started this one dies (a server killed, a Ray task cancelled with
-    ``force``): the tool's own process dies with this one in turn (``_become_init``)."""
-    parent = os.getppid()
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # it died before the line above
-        os._exit(1)
-
-
-def _close_inherited(keep: int) -> None:
-    """Close every descriptor but the standard three and the progress pipe: the network namespace and
-    Landlock do not cut what is already open, so an inherited socket or pipe would be a way out."""
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    os.closerange(3, keep)
-    os.closerange(keep + 1, soft if soft > 0 else 1 << 20)  # 1 << 20: the kernel's own most, for "unlimited"
-    # That closed the pipe to the server's multiprocessing resource tracker, which unlinks what it is told
-    # of; a tool that wants one must start its own, which the sandbox refuses.
-    from multiprocessing import resource_tracker
-
-    resource_tracker._resource_tracker._fd = None  # type: ignore[attr-defined]
 
 
 def _scrub_environment(workdir: str, threads: str) -> None:
@@ -223,61 +197,6 @@ def confine(workdir: str, protected: tuple[str, ...], namespaces: bool) -> Layer
     return Layers(namespaces, applied)
 
 
-def _unshare_namespaces() -> bool:
-    """A user namespace (so no privilege is needed, and root loses its power over other users' files) with
-    a network namespace of its own (only a loopback that is down) and a process-id namespace for the
-    processes it starts. The ids map to themselves."""
-    uid, gid = os.getuid(), os.getgid()
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET | _CLONE_NEWPID) != 0:
-            return False
-        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
-            with open(f"/proc/self/{name}", "w", encoding="ascii") as handle:
-                handle.write(text)
-    except OSError:
-        return False
-    return True
-
-
-def _become_init(cpu_seconds: int) -> None:
-    """Fork the process that runs the tool as process 1 of the new pid namespace: when it ends, or is
-    killed, the kernel kills every process it started, however they hid (a new session, a double fork).
-    This process only waits, and ends as the tool's process did, so the caller reads the same exit."""
-    alive, holder = os.pipe()  # open here as long as this process lives
-    pid = os.fork()
-    if pid == 0:
-        os.close(holder)
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if select.select([alive], [], [], 0)[0]:  # end of file: this process died before the line above
-            os._exit(1)
-        os.close(alive)
-        # The init of a namespace ignores a signal it has no handler for: end at the CPU limit's warning.
-        signal.signal(signal.SIGXCPU, lambda *_: os._exit(128 + signal.SIGXCPU))
-        return
-    os.close(alive)
-    _, status, usage = os.wait4(pid, 0)
-    warned = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 128 + signal.SIGXCPU
-    killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
-    if warned or (killed and usage.ru_utime + usage.ru_stime >= cpu_seconds):  # its CPU limit ended it
-        _end_by(signal.SIGXCPU)
-    exit_as(status)
-
-
-def exit_as(status: int) -> NoReturn:
-    """End this process as the child whose wait ``status`` this is ended: by the same signal, or code."""
-    if os.WIFSIGNALED(status):
-        _end_by(os.WTERMSIG(status))
-    os._exit(os.waitstatus_to_exitcode(status))
-
-
-def _end_by(code: int) -> NoReturn:
-    if code not in (signal.SIGKILL, signal.SIGSTOP):  # those two have no handler to reset
-        signal.signal(code, signal.SIG_DFL)
-    os.kill(os.getpid(), code)
-    os._exit(128 + code)  # a signal this process cannot die of
-
-
 def kernel_policy(workdir: str, protected: tuple[str, ...]) -> landlock.Policy:
     """Read Python's installation and a few system files, write the working folder: nothing else, and
     nothing of a ``protected`` folder even where it lies inside a readable one."""
@@ -352,7 +271,7 @@ def probe_isolation(protected: tuple[str, ...] = ()) -> dict[str, Any]:
         if pid == 0:
             try:
                 os.close(read)
-                layers = confine(os.path.realpath(folder), protected, _unshare_namespaces())
+                layers = confine(os.path.realpath(folder), protected, process.unshare_namespaces())
                 os.write(write, json.dumps({**layers.as_dict(), "describe": layers.describe()}).encode())
             finally:
                 os._exit(0)
