@@ -21,7 +21,7 @@ import sys
 from contextlib import suppress
 from multiprocessing import process, spawn
 
-from tools.sandbox_child import MAIN_PATH_ENV
+from tools.sandbox_child import MAIN_PATH_ENV, warm_up
 
 
 def _load_main(path: str) -> None:
@@ -37,4 +37,5 @@ def _load_main(path: str) -> None:
 if os.environ.get(MAIN_PATH_ENV):
     with suppress(BaseException):  # a script that cannot be re-run: each child runs it, as without this module
         _load_main(os.environ[MAIN_PATH_ENV])
+warm_up()
 gc.freeze()

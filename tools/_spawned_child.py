@@ -28,6 +28,7 @@ def run(argument: str) -> None:
     os.setsid()  # the caller stops this process's group; the child dies with this process
     for name in PRELOAD:
         importlib.import_module(name)
+    sandbox_child.warm_up()
     pid = os.fork()
     if pid == 0:
         code = 1

@@ -44,6 +44,9 @@ class Executor(Protocol):
 
     def discard(self, outcome: SandboxOutcome) -> None: ...
 
+    def warm(self) -> None:
+        """Start now, and without waiting, what the first call would otherwise wait for."""
+
     def describe(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...

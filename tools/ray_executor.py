@@ -104,6 +104,29 @@ def check_address(address: str) -> None:
         ) from None
 
 
+#: A call's folder on its node: the prefix, then the worker's process id.
+CALL_PREFIX = "copilot-call-"
+
+
+def _sweep_folders_of_dead_workers() -> None:
+    """Remove the folders that calls whose worker is gone left on this node: a call cancelled with
+    ``force`` dies with no chance to clean up. A live worker's folder, or one whose id is taken again, stays."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{CALL_PREFIX}*-*"):
+        pid = folder.name.removeprefix(CALL_PREFIX).partition("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def run_call(
     tool: str, data: bytes, params: dict[str, Any], ctx: dict[str, Any], limits: dict[str, Any],
     extra_tools: tuple[str, ...], protected: tuple[str, ...],
@@ -114,7 +137,8 @@ def run_call(
     runtime = ray.get_runtime_context()
     yield {"kind": "started", "task_id": runtime.get_task_id(), "node_id": runtime.get_node_id(),
            "worker_pid": os.getpid()}  # fmt: skip
-    folder = Path(tempfile.mkdtemp(prefix="copilot-call-"))
+    _sweep_folders_of_dead_workers()
+    folder = Path(tempfile.mkdtemp(prefix=f"{CALL_PREFIX}{os.getpid()}-"))
     try:
         sandbox = Sandbox(Limits(**limits), folder / "calls", extra_tools, tuple(map(Path, protected)), "spawn")
         source = folder / "input.parquet"
@@ -235,6 +259,9 @@ class RayExecutor:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         return {"executor": self.name, "address": self.address, "nodes": len(nodes),
                 "cpus": int(ray.cluster_resources().get("CPU", 0))}  # fmt: skip
+
+    def warm(self) -> None:
+        """Nothing to start: each call is a fresh worker (``max_calls=1``), started by Ray when it is scheduled."""
 
     def close(self) -> None:
         """Leave the process joined: other engines in it may use the same cluster."""

@@ -19,27 +19,11 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 
 from tools.base import Tool
+from tools.builtin import BUILTIN_TOOLS
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "copilot.tools"
-
-#: Every built-in tool, as "module:Class".
-BUILTIN_TOOLS: tuple[str, ...] = (
-    "tools.feature_types:FeatureTypes",
-    "tools.coerce_types:CoerceTypes",
-    "tools.personal_data:PersonalData",
-    "tools.harmonise:HarmoniseCategories",
-    "tools.date_features:DateFeatures",
-    "tools.drop_columns:DropColumns",
-    "tools.drop_rows:DropRows",
-    "tools.duplicates:Duplicates",
-    "tools.outliers:Outliers",
-    "tools.impute:Impute",
-    "tools.label_issues:LabelIssues",
-    "tools.leakage:Leakage",
-    "tools.evaluate:Evaluate",
-)
 
 
 class UnknownToolError(KeyError):

@@ -35,12 +35,13 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
+from multiprocessing import forkserver
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
 
 from tools import sandbox_child
-from tools.registry import BUILTIN_TOOLS
+from tools.builtin import BUILTIN_TOOLS
 
 PRELOAD = [
     "pandas", "pyarrow.parquet", "sklearn.ensemble", "sklearn.model_selection", "cleanlab.filter",
@@ -153,6 +154,14 @@ class Sandbox:
     def describe(self) -> dict[str, Any]:
         """What ``copilot doctor`` and ``/readyz`` say of this executor."""
         return {"executor": self.name, "cpus": os.cpu_count() or 1}
+
+    def warm(self) -> None:
+        """Start the forkserver: its imports (pandas, scikit-learn, cleanlab and the tools, seconds of CPU)
+        then overlap with what the caller does next, loading and profiling a table, instead of delaying the
+        first call. Returns at once; the first call waits only for what is left of them."""
+        if self.start_method == "forkserver":
+            _mp_context()
+            forkserver.ensure_running()
 
     def close(self) -> None:
         """Nothing to release: the forkserver ends with this process."""

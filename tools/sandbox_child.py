@@ -14,6 +14,7 @@ sees what Python code does and refuses it with a clear message.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -63,18 +64,17 @@ _SAFE_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "PYTHONHASHSEED")
 _SAFE_ENVIRONMENT_PREFIXES = ("LC_", "OMP_", "OPENBLAS_", "MKL_", "BLIS_", "NUMEXPR_", "VECLIB_")
 
 
-def _warm_up() -> ThreadpoolController:
-    """Work done once in the forkserver instead of in every child: finding the thread pools
-    of the loaded libraries, and pandas' lazy Parquet set-up."""
+@functools.cache
+def warm_up() -> ThreadpoolController:
+    """Work done once in the forkserver (``tools._forkserver_main``) or the spawned child's parent instead
+    of in every child: finding the thread pools of the loaded libraries, and pandas' lazy Parquet set-up.
+    Not at import: a process that only starts children (a Ray worker) never needs pandas."""
     import pandas as pd
 
     buffer = io.BytesIO()
     pd.DataFrame({"x": [1.0], "s": ["a"]}).to_parquet(buffer)
     pd.read_parquet(io.BytesIO(buffer.getvalue()))
     return ThreadpoolController()
-
-
-_THREADPOOLS = _warm_up()
 
 
 class SandboxViolation(PermissionError):
@@ -164,7 +164,7 @@ def _apply_limits(limits: dict[str, Any]) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # The OpenMP/BLAS pools were sized when the forkserver imported them; environment
     # variables set now would be ignored, so resize the pools directly.
-    _THREADPOOLS.limit(limits=int(limits.get("threads", 1)))
+    warm_up().limit(limits=int(limits.get("threads", 1)))
 
 
 @dataclass(frozen=True)

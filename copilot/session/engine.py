@@ -96,6 +96,7 @@ class Engine(Conversation, SessionReads, PreviewGate, Recovery):
         """Migrate the store and start the heartbeat; with ``recover``, take over what a dead runner left
         mid-way, now and at every heartbeat (a runner that dies later, or whose last beat is recent). A
         ``copilot clean`` beside a server starts without: it has nothing of its own to recover."""
+        self.runner.sandbox.warm()  # its imports overlap with the migration, the probe and the first table
         self.store.migrate()
         self.isolation = probed_isolation(self.settings)
         if recover:

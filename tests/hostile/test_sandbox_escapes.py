@@ -249,6 +249,10 @@ def test_a_ray_call_cancelled_while_it_runs_leaves_no_task(data: DataDir) -> Non
     while processes_in(folder) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert processes_in(folder) == [], "the tool's process outlived its cancelled task"
+    call_folder = next(p for p in Path(folder).parents if p.name.startswith("copilot-call-"))
+    assert call_folder.exists()  # nothing of the killed worker could remove it
+    assert data.sandbox.run("environment", data.blob, {}, CTX).ok
+    assert not call_folder.exists(), "a cancelled call's folder outlived the next call on its node"
 
 
 def test_a_ray_call_that_overruns_leaves_no_task(data: DataDir) -> None:

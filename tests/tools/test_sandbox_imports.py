@@ -59,3 +59,13 @@ def test_a_tool_imports_the_tool_library_lazily_from_anywhere(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
     assert outcome == {"ok": True, "error": None, "summary": "read 2 executor names"}
+
+
+def test_starting_calls_loads_no_table_library() -> None:
+    """A Ray worker only starts a child (which imports pandas itself): importing the executors must not
+    cost it pandas, pydantic or scikit-learn, a second of every call."""
+    probe = ("import sys, tools.ray_executor, tools.sandbox\n"
+             "print(sorted({'pandas', 'pydantic', 'sklearn'} & set(sys.modules)))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
