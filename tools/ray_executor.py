@@ -118,13 +118,11 @@ def _sweep_folders_of_dead_workers() -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs: a killed worker its raylet has not reaped yet is a zombie, and has ended."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
         return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def run_call(

@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
 import sqlite3
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +31,7 @@ from tests.hostile.hostile_tools import HOSTILE_TOOLS
 from tests.ray_cluster import wait_gone
 from tools.executor import EXECUTORS, Executor
 from tools.landlock import abi_version
+from tools.ray_executor import CALL_PREFIX
 from tools.registry import default_registry
 from tools.sandbox import CallContext, Limits, Sandbox, isolation_report
 
@@ -249,10 +253,30 @@ def test_a_ray_call_cancelled_while_it_runs_leaves_no_task(data: DataDir) -> Non
     while processes_in(folder) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert processes_in(folder) == [], "the tool's process outlived its cancelled task"
-    call_folder = next(p for p in Path(folder).parents if p.name.startswith("copilot-call-"))
-    assert call_folder.exists()  # nothing of the killed worker could remove it
+    call_folder = next(p for p in Path(folder).parents if p.name.startswith(CALL_PREFIX))
     assert data.sandbox.run("environment", data.blob, {}, CTX).ok
     assert not call_folder.exists(), "a cancelled call's folder outlived the next call on its node"
+
+
+def test_a_ray_call_removes_what_dead_workers_left_and_only_that(data: DataDir) -> None:
+    """A worker killed by ``ray.cancel(force=True)`` cannot clean up; the next call on its node does, and
+    leaves the folders of workers that still run."""
+    if data.sandbox.name != "ray":
+        pytest.skip("a Ray task only")
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    root = Path(tempfile.gettempdir())
+    dead, live = root / f"{CALL_PREFIX}{ended.pid}-left", root / f"{CALL_PREFIX}{os.getpid()}-running"
+    for folder in (dead, live):
+        (folder / "calls").mkdir(parents=True)
+        (folder / "input.parquet").write_bytes(b"a table")
+    try:
+        assert data.sandbox.run("environment", data.blob, {}, CTX).ok
+        assert not dead.exists(), "the folder of a dead worker outlived the next call"
+        assert (live / "input.parquet").read_bytes() == b"a table", "the folder of a running worker was touched"
+    finally:
+        shutil.rmtree(dead, ignore_errors=True)
+        shutil.rmtree(live, ignore_errors=True)
 
 
 def test_a_ray_call_that_overruns_leaves_no_task(data: DataDir) -> None:
