@@ -20,11 +20,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import openai
-from openai import AsyncOpenAI
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    import openai  # imported where a client is made: a run without an LLM never loads the SDK
 
 TokenFn = Callable[[str], None]
 #: What an LLM may see of a session's data, least first; each level includes those before it.
@@ -103,6 +104,8 @@ class LLMClient:
     """One OpenAI-compatible endpoint; safe to call from any thread."""
 
     def __init__(self, config: LLMConfig) -> None:
+        from openai import AsyncOpenAI  # here, not at import: half a second that a run without an LLM never pays
+
         self.config = config
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, name="llm-loop", daemon=True).start()
@@ -118,6 +121,8 @@ class LLMClient:
         """One chat completion; streamed (text only) when ``on_token`` is given. ``usage`` is updated, and
         keeps a copy of the request. Its purpose follows from its shape: a ``response_format`` asks for a
         plan, ``tools`` for a call, anything else is a reply to the person."""
+        import openai
+
         self._check_budget(usage)
         request: dict[str, Any] = {"model": self.config.model, "messages": messages}
         if tools:
@@ -180,6 +185,8 @@ class LLMClient:
 
 
 def _describe(exc: openai.OpenAIError) -> str:
+    import openai
+
     if isinstance(exc, openai.APITimeoutError):
         return "the LLM timed out"
     if isinstance(exc, openai.APIStatusError):

@@ -1,4 +1,5 @@
-"""An engine starts its executor's forkserver when it starts, so the first step does not wait for its imports."""
+"""Start-up: an engine starts its executor's forkserver when it starts, so the first step does not wait for its
+imports, and the command line loads nothing it does not use."""
 
 from __future__ import annotations
 
@@ -47,3 +48,11 @@ def test_the_forkserver_runs_before_the_first_step(tmp_path: Path) -> None:
     seen = _children(tmp_path, "local")
     assert not any("forkserver" in c for c in seen["before"])
     assert any("multiprocessing.forkserver" in c for c in seen["after"]), seen
+
+
+def test_the_command_line_starts_without_the_llm_sdk() -> None:
+    """Without an LLM configured nothing loads the ``openai`` SDK: half a second of every ``copilot`` run."""
+    probe = "import sys, copilot.cli.app\nprint('openai' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
