@@ -54,19 +54,33 @@ def start_head(folder: str, port: int, cpus: int = CPUS) -> str:
 
 def stop_head(folder: str) -> None:
     """Leave the cluster if this process joined it, stop the processes of the cluster in ``folder`` (never
-    another Ray cluster of this machine, as ``ray stop`` would), remove ``folder``."""
+    another Ray cluster of this machine, as ``ray stop`` would), remove ``folder``. It returns once every one
+    of them has ended: a killed process runs on until the kernel has torn it down."""
     _leave()
     pids = cluster_processes(folder)
-    for pid in pids:
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while any(running(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for pid in pids:
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    _signal(pids, signal.SIGTERM)
+    _wait_ended(pids, seconds=10)
+    pids = sorted(set(pids) | set(cluster_processes(folder)))  # and any started while the others stopped
+    _signal(pids, signal.SIGKILL)
+    if not _wait_ended(pids, seconds=30):
+        raise RuntimeError(f"Ray processes {[pid for pid in pids if running(pid)]} outlived SIGKILL")
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _signal(pids: list[int], signum: signal.Signals) -> None:
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+def _wait_ended(pids: list[int], seconds: float) -> bool:
+    """Whether every process of ``pids`` has ended within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while any(running(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def cluster_processes(folder: str) -> list[int]:
